@@ -1,0 +1,2 @@
+//! Durable instance files: write, fsync, rename, purge.
+#![deny(missing_docs)]

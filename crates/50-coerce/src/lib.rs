@@ -1,0 +1,2 @@
+//! Writes the classification result into the dataset, keeping the SOP Instance UID.
+#![deny(missing_docs)]

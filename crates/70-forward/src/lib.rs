@@ -1,0 +1,2 @@
+//! C-STORE SCU forwarding to PACS destinations.
+#![deny(missing_docs)]
