@@ -1,2 +1,29 @@
 //! Durable instance files: write, fsync, rename, purge.
+//!
+//! The receive path may answer a C-STORE with success only once the instance is on stable
+//! storage. This crate is the single place that knows how to get bytes there safely:
+//! write to a temporary file, `fsync` it, rename it into place, `fsync` the directory.
+//! A reader therefore never sees a partial file under a final name, and an I/O failure
+//! (disk full included) comes back as a typed [`SpoolError`] that the daemon maps to
+//! DICOM status A700.
+//!
+//! The crate is synchronous; the daemon calls it from `spawn_blocking`.
+//!
+//! Layout of a spool directory (see [`spool`] for invariants and crash recovery):
+//!
+//! ```text
+//! <dir>/.lock              advisory lock: one Spool per directory
+//! <dir>/incoming/<id>.dcm  instance as received
+//! <dir>/processed/<id>.dcm instance after coercion (label written)
+//! <dir>/tmp/               files being written; emptied at open
+//! ```
 #![deny(missing_docs)]
+
+mod error;
+pub mod fs;
+mod id;
+pub mod spool;
+
+pub use error::{Result, SpoolError};
+pub use id::{InstanceId, InvalidInstanceId};
+pub use spool::{FileKind, Spool, Usage};
