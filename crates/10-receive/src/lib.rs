@@ -1,2 +1,89 @@
-//! The C-STORE SCP: listener, association limits, negotiation policy and shutdown.
+//! The receiving side of radroute: a DICOM C-STORE SCP on tokio and dicom-ul.
+//!
+//! radroute is a DICOM node first: modalities open associations to it and send instances with
+//! C-STORE; C-ECHO answers "are you there?". This crate owns everything up to the point where a
+//! complete data set is in memory: listening, the association limit, negotiation policy (which
+//! SOP classes and transfer syntaxes are accepted, which calling AE titles may connect),
+//! per-association tasks, DIMSE message reassembly and the responses. What happens to an
+//! instance is not its business: it hands each one to a [`StoreHandler`] and answers the peer
+//! with the status the handler returns. The handler (in the binary) spools the instance and
+//! commits it to the queue before it returns success.
+//!
+//! Modules:
+//! - [`options`]: [`ScpOptions`], the negotiation and limit policy.
+//! - [`access`]: the calling-AE / source-address allow-list.
+//! - [`server`]: the accept loop ([`serve`]), association limit, graceful shutdown.
+//! - [`association`]: one association: receive PDUs, reassemble, dispatch, respond.
+//! - [`reject`]: A-ASSOCIATE-RJ for connections refused before negotiation.
+//!
+//! Architecture invariants: no spool, queue, classification or forwarding code here; a bad peer
+//! or a bad data set ends at most its own association, never the listener.
 #![deny(missing_docs)]
+
+pub mod access;
+pub mod association;
+pub mod options;
+pub mod reject;
+pub mod server;
+
+pub use access::{AccessPolicy, AllowedPeer};
+pub use association::AssociationInfo;
+pub use options::ScpOptions;
+pub use server::{serve, ServeError};
+
+use radroute_dimse::Status;
+
+/// One instance as received: the data set bytes exactly as they travelled, in the transfer
+/// syntax negotiated for their presentation context.
+#[derive(Debug)]
+pub struct IncomingInstance {
+    /// The association it arrived on.
+    pub association: std::sync::Arc<AssociationInfo>,
+    /// Affected SOP Class UID from the C-STORE-RQ.
+    pub sop_class_uid: String,
+    /// Affected SOP Instance UID from the C-STORE-RQ.
+    pub sop_instance_uid: String,
+    /// Transfer syntax UID of the presentation context.
+    pub transfer_syntax: String,
+    /// The data set, encoded in `transfer_syntax`.
+    pub data: Vec<u8>,
+}
+
+/// What the handler decided about an instance: the DIMSE status to answer with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreResult {
+    /// Status for the C-STORE-RSP.
+    pub status: Status,
+    /// Error Comment for failures (at most 64 characters are sent).
+    pub comment: Option<String>,
+}
+
+impl StoreResult {
+    /// Stored.
+    pub fn success() -> Self {
+        StoreResult {
+            status: Status::SUCCESS,
+            comment: None,
+        }
+    }
+
+    /// Not stored, with a status and a reason.
+    pub fn failure(status: Status, comment: impl Into<String>) -> Self {
+        StoreResult {
+            status,
+            comment: Some(comment.into()),
+        }
+    }
+}
+
+/// Receives every instance the SCP accepts on the wire and decides the answer.
+///
+/// The SCP awaits the returned future before it sends the C-STORE-RSP, so a success status must
+/// mean the instance is durable.
+pub trait StoreHandler: Send + Sync + 'static {
+    /// Stores one instance.
+    fn store(
+        &self,
+        instance: IncomingInstance,
+    ) -> impl std::future::Future<Output = StoreResult> + Send;
+}

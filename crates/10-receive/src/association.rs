@@ -1,0 +1,310 @@
+//! One association: negotiation, then a loop of receive → reassemble → dispatch → respond.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use dicom_ul::association::server::AccessControl;
+use dicom_ul::pdu::{
+    AssociationRJServiceUserReason, Pdu, PresentationContextResultReason, UserIdentity,
+};
+use dicom_ul::ServerAssociationOptions;
+use radroute_dimse::{
+    fragment_message, AssembledMessage, CEchoRsp, CStoreRsp, Command, PDataAssembler, Status,
+};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::access::AccessPolicy;
+use crate::options::ScpOptions;
+use crate::{IncomingInstance, StoreHandler};
+
+/// Who is on the other end of an association; attached to every instance it carries.
+#[derive(Debug, Clone)]
+pub struct AssociationInfo {
+    /// Process-unique association number, for logs.
+    pub id: u64,
+    /// Calling AE title (the modality).
+    pub calling_ae: String,
+    /// Called AE title (what the modality thinks we are).
+    pub called_ae: String,
+    /// Peer socket address.
+    pub peer: SocketAddr,
+}
+
+/// dicom-ul access-control adapter: the allow-list needs the peer address, which dicom-ul's
+/// trait does not pass, so one adapter is built per connection.
+struct PeerAccess {
+    policy: AccessPolicy,
+    peer: SocketAddr,
+    require_called_ae_title: bool,
+}
+
+impl AccessControl for PeerAccess {
+    fn check_access(
+        &self,
+        this_ae_title: &str,
+        calling_ae_title: &str,
+        called_ae_title: &str,
+        _user_identity: Option<&UserIdentity>,
+    ) -> Result<(), AssociationRJServiceUserReason> {
+        if !self.policy.permits(calling_ae_title, self.peer.ip()) {
+            return Err(AssociationRJServiceUserReason::CallingAETitleNotRecognized);
+        }
+        if self.require_called_ae_title && called_ae_title.trim() != this_ae_title.trim() {
+            return Err(AssociationRJServiceUserReason::CalledAETitleNotRecognized);
+        }
+        Ok(())
+    }
+}
+
+/// Runs one association to its end. Never panics on peer input; all errors end in a log line.
+pub(crate) async fn run_association<H: StoreHandler>(
+    id: u64,
+    socket: TcpStream,
+    peer: SocketAddr,
+    options: Arc<ScpOptions>,
+    handler: Arc<H>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let started = Instant::now();
+    let mut scp = ServerAssociationOptions::new()
+        .ae_access_control(PeerAccess {
+            policy: options.access.clone(),
+            peer,
+            require_called_ae_title: options.require_called_ae_title,
+        })
+        .ae_title(options.ae_title.clone())
+        .max_pdu_length(options.max_pdu)
+        .read_timeout(options.idle_timeout)
+        .with_abstract_syntax(radroute_dimse::VERIFICATION_SOP_CLASS);
+    for uid in &options.sop_classes {
+        scp = scp.with_abstract_syntax(uid.clone());
+    }
+    for uid in &options.transfer_syntaxes {
+        scp = scp.with_transfer_syntax(uid.clone());
+    }
+    let mut assoc = match scp.establish_async(socket).await {
+        Ok(assoc) => assoc,
+        Err(e) => {
+            metrics::counter!("radroute_associations_total", "outcome" => "rejected").increment(1);
+            warn!(assoc = id, %peer, error = %e, "association refused or failed during negotiation");
+            return;
+        }
+    };
+    metrics::counter!("radroute_associations_total", "outcome" => "accepted").increment(1);
+    let active = metrics::gauge!("radroute_associations_active");
+    active.increment(1.0);
+    let info = Arc::new(AssociationInfo {
+        id,
+        calling_ae: dicom_ul::association::Association::peer_ae_title(&assoc)
+            .trim()
+            .to_string(),
+        called_ae: assoc.called_ae_title().trim().to_string(),
+        peer,
+    });
+    let accepted: Vec<_> = assoc
+        .presentation_contexts()
+        .iter()
+        .filter(|pc| pc.reason == PresentationContextResultReason::Acceptance)
+        .cloned()
+        .collect();
+    info!(
+        assoc = id,
+        calling_ae = %info.calling_ae,
+        called_ae = %info.called_ae,
+        %peer,
+        contexts = accepted.len(),
+        "association accepted"
+    );
+    let peer_max_pdu = assoc.requestor_max_pdu_length();
+    let mut assembler = PDataAssembler::new();
+    let mut stored = 0u64;
+    let mut failed = 0u64;
+    let end: &str = loop {
+        let pdu = if *stop.borrow() && !assembler.is_mid_message() {
+            break "node shutting down";
+        } else if assembler.is_mid_message() {
+            assoc.receive().await
+        } else {
+            tokio::select! {
+                pdu = assoc.receive() => pdu,
+                _ = stop.changed() => continue,
+            }
+        };
+        let pdu = match pdu {
+            Ok(pdu) => pdu,
+            Err(e) => {
+                warn!(assoc = id, error = %e, "receive failed");
+                break "receive failed";
+            }
+        };
+        match pdu {
+            Pdu::PData { data } => {
+                let mut broken = None;
+                for pdv in data {
+                    match assembler.push(pdv) {
+                        Ok(None) => {}
+                        Ok(Some(msg)) => {
+                            let reply = dispatch(msg, &info, &accepted, handler.as_ref()).await;
+                            match reply {
+                                Dispatch::Respond {
+                                    pc,
+                                    command,
+                                    stored: ok,
+                                } => {
+                                    if let Some(ok) = ok {
+                                        if ok {
+                                            stored += 1
+                                        } else {
+                                            failed += 1
+                                        }
+                                    }
+                                    if let Err(e) =
+                                        send(&mut assoc, pc, &command, peer_max_pdu).await
+                                    {
+                                        warn!(assoc = id, error = %e, "sending response failed");
+                                        broken = Some("send failed");
+                                        break;
+                                    }
+                                }
+                                Dispatch::Abort(reason) => {
+                                    broken = Some(reason);
+                                    break;
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            warn!(assoc = id, error = %e, "protocol error: aborting association");
+                            broken = Some("protocol error");
+                            break;
+                        }
+                    }
+                }
+                if let Some(reason) = broken {
+                    break reason;
+                }
+            }
+            Pdu::ReleaseRQ => {
+                if let Err(e) = assoc.send(&Pdu::ReleaseRP).await {
+                    debug!(assoc = id, error = %e, "sending A-RELEASE-RP failed");
+                }
+                break "released";
+            }
+            Pdu::AbortRQ { .. } => break "aborted by peer",
+            other => {
+                warn!(assoc = id, pdu = %other.short_description(), "unexpected PDU: aborting");
+                break "unexpected PDU";
+            }
+        }
+    };
+    if end != "released" && end != "aborted by peer" {
+        let _ = assoc.abort().await;
+    }
+    active.decrement(1.0);
+    info!(
+        assoc = id,
+        calling_ae = %info.calling_ae,
+        stored,
+        failed,
+        ms = started.elapsed().as_millis() as u64,
+        end,
+        "association closed"
+    );
+}
+
+enum Dispatch {
+    Respond {
+        pc: u8,
+        command: Command,
+        stored: Option<bool>,
+    },
+    Abort(&'static str),
+}
+
+async fn dispatch<H: StoreHandler>(
+    msg: AssembledMessage,
+    info: &Arc<AssociationInfo>,
+    accepted: &[dicom_ul::pdu::PresentationContextNegotiated],
+    handler: &H,
+) -> Dispatch {
+    let pc_id = msg.presentation_context_id;
+    match msg.command {
+        Command::EchoRq(rq) => {
+            debug!(assoc = info.id, "C-ECHO");
+            Dispatch::Respond {
+                pc: pc_id,
+                command: Command::EchoRsp(CEchoRsp {
+                    message_id_being_responded_to: rq.message_id,
+                    status: Status::SUCCESS,
+                }),
+                stored: None,
+            }
+        }
+        Command::StoreRq(rq) => {
+            let started = Instant::now();
+            let data = msg.data.unwrap_or_default();
+            let bytes = data.len();
+            let result = match accepted.iter().find(|pc| pc.id == pc_id) {
+                None => crate::StoreResult::failure(
+                    Status::SOP_CLASS_NOT_SUPPORTED,
+                    "presentation context not accepted",
+                ),
+                Some(pc) => {
+                    handler
+                        .store(IncomingInstance {
+                            association: info.clone(),
+                            sop_class_uid: rq.affected_sop_class_uid.clone(),
+                            sop_instance_uid: rq.affected_sop_instance_uid.clone(),
+                            transfer_syntax: pc.transfer_syntax.trim_end_matches('\0').to_string(),
+                            data,
+                        })
+                        .await
+                }
+            };
+            let ok = result.status.is_stored();
+            let outcome = if ok { "stored" } else { "refused" };
+            metrics::counter!("radroute_instances_received_total", "outcome" => outcome)
+                .increment(1);
+            info!(
+                assoc = info.id,
+                calling_ae = %info.calling_ae,
+                sop_instance_uid = %rq.affected_sop_instance_uid,
+                bytes,
+                status = %result.status,
+                comment = result.comment.as_deref().unwrap_or(""),
+                ms = started.elapsed().as_millis() as u64,
+                "C-STORE {outcome}"
+            );
+            Dispatch::Respond {
+                pc: pc_id,
+                command: Command::StoreRsp(CStoreRsp {
+                    message_id_being_responded_to: rq.message_id,
+                    affected_sop_class_uid: rq.affected_sop_class_uid,
+                    affected_sop_instance_uid: rq.affected_sop_instance_uid,
+                    status: result.status,
+                    error_comment: result.comment,
+                }),
+                stored: Some(ok),
+            }
+        }
+        Command::EchoRsp(_) | Command::StoreRsp(_) => {
+            warn!(assoc = info.id, "received a response on an SCP association");
+            Dispatch::Abort("unexpected response message")
+        }
+    }
+}
+
+async fn send(
+    assoc: &mut dicom_ul::association::AsyncServerAssociation<TcpStream>,
+    pc: u8,
+    command: &Command,
+    peer_max_pdu: u32,
+) -> Result<(), String> {
+    let bytes = command.encode().map_err(|e| e.to_string())?;
+    for pdu in fragment_message(pc, bytes, None, peer_max_pdu) {
+        assoc.send(&pdu).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

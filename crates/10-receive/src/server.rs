@@ -1,0 +1,125 @@
+//! The accept loop: bounded associations, graceful shutdown.
+//!
+//! Each accepted connection takes a permit from a semaphore sized `max_associations`; the permit
+//! moves into the association's task and is released when it ends. Without a permit, the
+//! connection is answered with a transient A-ASSOCIATE-RJ. On shutdown the listener stops, and
+//! associations in flight get `shutdown_grace` to finish (a C-STORE in progress completes and is
+//! answered) before they are aborted.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use crate::association::run_association;
+use crate::options::ScpOptions;
+use crate::reject::reject_over_limit;
+use crate::StoreHandler;
+
+/// Why the SCP stopped serving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// Accepting connections kept failing.
+    #[error("accepting connections on {addr} failed repeatedly: {source}")]
+    Accept {
+        /// Listening address.
+        addr: String,
+        /// Last error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Serves associations on `listener` until `shutdown` resolves, then drains.
+pub async fn serve<H: StoreHandler>(
+    listener: TcpListener,
+    options: Arc<ScpOptions>,
+    handler: Arc<H>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let limit = Arc::new(Semaphore::new(options.max_associations.max(1)));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let next_id = AtomicU64::new(1);
+    let mut tasks = JoinSet::new();
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into());
+    info!(listen = %local, ae_title = %options.ae_title, max_associations = options.max_associations, "DICOM SCP listening");
+    tokio::pin!(shutdown);
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+            // Reap finished association tasks so the set does not grow without bound.
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+        };
+        let (socket, peer) = match accepted {
+            Ok(pair) => {
+                backoff = Duration::from_millis(10);
+                pair
+            }
+            Err(e) => {
+                // Transient (EMFILE, ECONNABORTED): back off and keep serving.
+                if backoff > Duration::from_secs(30) {
+                    return Err(ServeError::Accept {
+                        addr: local,
+                        source: e,
+                    });
+                }
+                warn!(error = %e, "accept failed; retrying in {:?}", backoff);
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+                continue;
+            }
+        };
+        let _ = socket.set_nodelay(true);
+        let id = next_id.fetch_add(1, Ordering::Relaxed);
+        match limit.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let options = options.clone();
+                let handler = handler.clone();
+                let stop = stop_rx.clone();
+                tasks.spawn(async move {
+                    run_association(id, socket, peer, options, handler, stop).await;
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                metrics::counter!("radroute_associations_total", "outcome" => "rejected_limit")
+                    .increment(1);
+                warn!(assoc = id, %peer, limit = options.max_associations, "association limit reached: A-ASSOCIATE-RJ (transient)");
+                let timeout = options.idle_timeout.min(Duration::from_secs(10));
+                tasks.spawn(async move {
+                    if let Err(e) = reject_over_limit(socket, timeout).await {
+                        warn!(assoc = id, %peer, error = %e, "rejecting over-limit association failed");
+                    }
+                });
+            }
+        }
+    }
+    info!(
+        in_flight = tasks.len(),
+        "SCP stopping: no new associations; draining"
+    );
+    let _ = stop_tx.send(true);
+    let grace = options.shutdown_grace;
+    if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        warn!(
+            remaining = tasks.len(),
+            "associations still open after {:?}: aborting them", grace
+        );
+        tasks.shutdown().await;
+    }
+    Ok(())
+}
