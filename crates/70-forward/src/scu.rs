@@ -1,0 +1,355 @@
+//! The C-STORE SCU: one association per batch, presentation contexts per SOP class, the store
+//! loop and C-ECHO.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use dicom_ul::association::client::AsyncClientAssociation;
+use dicom_ul::pdu::{Pdu, PresentationContextResultReason};
+use dicom_ul::ClientAssociationOptions;
+use radroute_dimse::{
+    fragment_message, CEchoRq, CStoreRq, Command, PDataAssembler, Priority, Status,
+};
+use tokio::net::TcpStream;
+use tracing::{debug, info, warn};
+
+use crate::destination::Destination;
+use crate::outcome::SendOutcome;
+use crate::part10::{
+    dataset_offset, to_explicit_le, DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_LE, IMPLICIT_VR_LE,
+};
+use crate::ForwardError;
+
+/// At most this many presentation contexts in one association (PS3.8 allows 128).
+const MAX_CONTEXTS: usize = 128;
+
+/// One instance to send: a spooled Part-10 file and what the queue knows about it.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The caller's key (the queue's job id), echoed in logs.
+    pub key: i64,
+    /// SOP Class UID.
+    pub sop_class_uid: String,
+    /// SOP Instance UID.
+    pub sop_instance_uid: String,
+    /// Transfer syntax of the data set in `path`.
+    pub transfer_syntax: String,
+    /// The Part-10 file to send.
+    pub path: PathBuf,
+}
+
+fn is_uncompressed_default(ts: &str) -> bool {
+    ts == EXPLICIT_VR_LE || ts == IMPLICIT_VR_LE
+}
+
+/// The presentation contexts to propose for a batch: per SOP class, one context per original
+/// compressed (or big endian) syntax, and one offering the uncompressed fallbacks.
+fn proposed_contexts(batch: &[Outgoing]) -> Vec<(String, Vec<String>)> {
+    let mut originals = BTreeSet::new();
+    let mut classes = BTreeSet::new();
+    for item in batch {
+        classes.insert(item.sop_class_uid.clone());
+        if !is_uncompressed_default(&item.transfer_syntax)
+            && item.transfer_syntax != DEFLATED_EXPLICIT_VR_LE
+        {
+            originals.insert((item.sop_class_uid.clone(), item.transfer_syntax.clone()));
+        }
+    }
+    let mut out: Vec<(String, Vec<String>)> = originals
+        .into_iter()
+        .map(|(class, ts)| (class, vec![ts]))
+        .collect();
+    for class in classes {
+        out.push((
+            class,
+            vec![EXPLICIT_VR_LE.to_string(), IMPLICIT_VR_LE.to_string()],
+        ));
+    }
+    out.truncate(MAX_CONTEXTS);
+    out
+}
+
+async fn connect(
+    dest: &Destination,
+    contexts: &[(String, Vec<String>)],
+) -> Result<AsyncClientAssociation<TcpStream>, ForwardError> {
+    let mut options = ClientAssociationOptions::new()
+        .calling_ae_title(dest.calling_ae_title.clone())
+        .called_ae_title(dest.ae_title.clone())
+        .max_pdu_length(dest.max_pdu)
+        .connection_timeout(dest.connect_timeout)
+        .read_timeout(dest.io_timeout)
+        .write_timeout(dest.io_timeout);
+    for (class, syntaxes) in contexts {
+        options = options.with_presentation_context(class.clone(), syntaxes.clone());
+    }
+    let mut assoc = options
+        .establish_async(dest.address.as_str())
+        .await
+        .map_err(|e| ForwardError::Association {
+            destination: dest.name.clone(),
+            address: dest.address.clone(),
+            reason: e.to_string(),
+        })?;
+    // dicom-ul does not set TCP_NODELAY; without it every exchange can stall on delayed ACKs.
+    let _ = dicom_ul::association::AsyncAssociation::inner_stream(&mut assoc).set_nodelay(true);
+    Ok(assoc)
+}
+
+/// Checks that a destination answers C-ECHO.
+pub async fn echo(dest: &Destination) -> Result<(), ForwardError> {
+    let contexts = vec![(
+        radroute_dimse::VERIFICATION_SOP_CLASS.to_string(),
+        vec![EXPLICIT_VR_LE.to_string(), IMPLICIT_VR_LE.to_string()],
+    )];
+    let mut assoc = connect(dest, &contexts).await?;
+    let broken = |reason: String| ForwardError::Broken {
+        destination: dest.name.clone(),
+        reason,
+    };
+    let pc = accepted_context(
+        &assoc,
+        radroute_dimse::VERIFICATION_SOP_CLASS,
+        &[EXPLICIT_VR_LE, IMPLICIT_VR_LE],
+    )
+    .ok_or_else(|| broken("Verification not accepted".into()))?
+    .0;
+    let cmd = Command::EchoRq(CEchoRq { message_id: 1 })
+        .encode()
+        .map_err(|e| broken(e.to_string()))?;
+    for pdu in fragment_message(pc, cmd, None, assoc.acceptor_max_pdu_length()) {
+        assoc.send(&pdu).await.map_err(|e| broken(e.to_string()))?;
+    }
+    match receive_response(&mut assoc).await.map_err(broken)? {
+        Command::EchoRsp(rsp) if rsp.status == Status::SUCCESS => {}
+        other => return Err(broken(format!("unexpected echo response {other:?}"))),
+    }
+    let _ = assoc.release().await;
+    Ok(())
+}
+
+fn accepted_context(
+    assoc: &AsyncClientAssociation<TcpStream>,
+    class: &str,
+    syntaxes: &[&str],
+) -> Option<(u8, String)> {
+    // Prefer the syntaxes in the order given.
+    for ts in syntaxes {
+        let found = assoc.presentation_contexts().iter().find(|pc| {
+            pc.reason == PresentationContextResultReason::Acceptance
+                && pc.abstract_syntax.trim_end_matches('\0') == class
+                && pc.transfer_syntax.trim_end_matches('\0') == *ts
+        });
+        if let Some(pc) = found {
+            return Some((pc.id, ts.to_string()));
+        }
+    }
+    None
+}
+
+async fn receive_response(
+    assoc: &mut AsyncClientAssociation<TcpStream>,
+) -> Result<Command, String> {
+    let mut assembler = PDataAssembler::new();
+    loop {
+        match assoc.receive().await.map_err(|e| e.to_string())? {
+            Pdu::PData { data } => {
+                for pdv in data {
+                    if let Some(msg) = assembler.push(pdv).map_err(|e| e.to_string())? {
+                        return Ok(msg.command);
+                    }
+                }
+            }
+            Pdu::AbortRQ { source } => return Err(format!("destination aborted: {source:?}")),
+            other => return Err(format!("unexpected PDU {}", other.short_description())),
+        }
+    }
+}
+
+/// The bytes to send for one instance in the chosen context, or why it cannot be sent.
+async fn payload(item: &Outgoing, target_ts: &str) -> Result<Vec<u8>, SendOutcome> {
+    let file = tokio::fs::read(&item.path)
+        .await
+        .map_err(|e| SendOutcome::Retry {
+            reason: format!("cannot read spooled file {}: {e}", item.path.display()),
+            status: None,
+        })?;
+    if target_ts == item.transfer_syntax {
+        let offset = dataset_offset(&file).map_err(|e| SendOutcome::Dead {
+            reason: format!("{}: {e}", item.path.display()),
+            status: None,
+        })?;
+        let mut file = file;
+        file.drain(..offset);
+        return Ok(file);
+    }
+    tokio::task::spawn_blocking(move || to_explicit_le(&file))
+        .await
+        .map_err(|e| SendOutcome::Retry {
+            reason: format!("transcoding task failed: {e}"),
+            status: None,
+        })?
+        .map_err(|e| SendOutcome::Dead {
+            reason: e.to_string(),
+            status: None,
+        })
+}
+
+/// Sends a batch over one association and returns one outcome per item, in order.
+///
+/// Association failures make every unsent item [`SendOutcome::Retry`]; items already answered
+/// keep their outcome.
+pub async fn send_batch(dest: &Destination, batch: &[Outgoing]) -> Vec<SendOutcome> {
+    let contexts = proposed_contexts(batch);
+    let mut assoc = match connect(dest, &contexts).await {
+        Ok(assoc) => assoc,
+        Err(e) => {
+            warn!(destination = %dest.name, error = %e, batch = batch.len(), "cannot open association");
+            let reason = e.to_string();
+            return batch
+                .iter()
+                .map(|_| SendOutcome::Retry {
+                    reason: reason.clone(),
+                    status: None,
+                })
+                .collect();
+        }
+    };
+    let peer_max = assoc.acceptor_max_pdu_length();
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut broken: Option<String> = None;
+    for (i, item) in batch.iter().enumerate() {
+        if let Some(reason) = &broken {
+            outcomes.push(SendOutcome::Retry {
+                reason: reason.clone(),
+                status: None,
+            });
+            continue;
+        }
+        // Original syntax first (never deflate: see docs/ARCHITECTURE.md), then uncompressed.
+        let mut wanted: Vec<&str> = Vec::new();
+        if item.transfer_syntax != DEFLATED_EXPLICIT_VR_LE {
+            wanted.push(&item.transfer_syntax);
+        }
+        wanted.push(EXPLICIT_VR_LE);
+        let Some((pc, ts)) = accepted_context(&assoc, &item.sop_class_uid, &wanted) else {
+            outcomes.push(SendOutcome::Dead {
+                reason: format!(
+                    "{} accepts neither {} nor Explicit VR Little Endian for SOP class {}",
+                    dest.name, item.transfer_syntax, item.sop_class_uid
+                ),
+                status: None,
+            });
+            continue;
+        };
+        let data = match payload(item, &ts).await {
+            Ok(data) => data,
+            Err(outcome) => {
+                outcomes.push(outcome);
+                continue;
+            }
+        };
+        let message_id = (i % 0xFFFF + 1) as u16;
+        let outcome = match store_one(&mut assoc, pc, message_id, item, &data, peer_max).await {
+            Ok(outcome) => outcome,
+            Err(reason) => {
+                broken = Some(reason.clone());
+                SendOutcome::Retry {
+                    reason,
+                    status: None,
+                }
+            }
+        };
+        match &outcome {
+            SendOutcome::Delivered { status } if *status != Status::SUCCESS => {
+                warn!(destination = %dest.name, sop_instance_uid = %item.sop_instance_uid, %status, "delivered with warning")
+            }
+            SendOutcome::Delivered { .. } => {
+                debug!(destination = %dest.name, sop_instance_uid = %item.sop_instance_uid, ts = %ts, "delivered")
+            }
+            other => {
+                warn!(destination = %dest.name, sop_instance_uid = %item.sop_instance_uid, outcome = ?other, "not delivered")
+            }
+        }
+        outcomes.push(outcome);
+    }
+    if broken.is_none() {
+        if let Err(e) = assoc.release().await {
+            debug!(destination = %dest.name, error = %e, "release failed");
+        }
+    } else {
+        let _ = assoc.abort().await;
+    }
+    let delivered = outcomes
+        .iter()
+        .filter(|o| matches!(o, SendOutcome::Delivered { .. }))
+        .count();
+    info!(destination = %dest.name, sent = batch.len(), delivered, "batch forwarded");
+    outcomes
+}
+
+async fn store_one(
+    assoc: &mut AsyncClientAssociation<TcpStream>,
+    pc: u8,
+    message_id: u16,
+    item: &Outgoing,
+    data: &[u8],
+    peer_max: u32,
+) -> Result<SendOutcome, String> {
+    let cmd = Command::StoreRq(CStoreRq {
+        message_id,
+        affected_sop_class_uid: item.sop_class_uid.clone(),
+        affected_sop_instance_uid: item.sop_instance_uid.clone(),
+        priority: Priority::Medium,
+        move_originator_ae_title: None,
+        move_originator_message_id: None,
+    })
+    .encode()
+    .map_err(|e| e.to_string())?;
+    for pdu in fragment_message(pc, cmd, Some(data), peer_max) {
+        assoc
+            .send(&pdu)
+            .await
+            .map_err(|e| format!("send failed: {e}"))?;
+    }
+    match receive_response(assoc).await? {
+        Command::StoreRsp(rsp) if rsp.message_id_being_responded_to == message_id => Ok(
+            SendOutcome::from_status(rsp.status, rsp.error_comment.as_deref()),
+        ),
+        other => Err(format!("unexpected response {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(class: &str, ts: &str) -> Outgoing {
+        Outgoing {
+            key: 0,
+            sop_class_uid: class.into(),
+            sop_instance_uid: "1".into(),
+            transfer_syntax: ts.into(),
+            path: PathBuf::new(),
+        }
+    }
+
+    #[test]
+    fn contexts_offer_original_and_uncompressed() {
+        let batch = [
+            item("1.2.840.10008.5.1.4.1.1.1", "1.2.840.10008.1.2.4.70"),
+            item("1.2.840.10008.5.1.4.1.1.1", EXPLICIT_VR_LE),
+            item("1.2.840.10008.5.1.4.1.1.7", DEFLATED_EXPLICIT_VR_LE),
+        ];
+        let pcs = proposed_contexts(&batch);
+        assert_eq!(pcs.len(), 3);
+        assert!(pcs.contains(&(
+            "1.2.840.10008.5.1.4.1.1.1".into(),
+            vec!["1.2.840.10008.1.2.4.70".into()]
+        )));
+        assert!(pcs.contains(&(
+            "1.2.840.10008.5.1.4.1.1.7".into(),
+            vec![EXPLICIT_VR_LE.into(), IMPLICIT_VR_LE.into()]
+        )));
+    }
+}
