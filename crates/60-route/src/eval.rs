@@ -99,7 +99,9 @@ impl RouteDecision {
 /// Evaluation walks the routes in file order. Every matching route applies its actions
 /// (destinations and edits accumulate); evaluation ends after a matching route whose `stop`
 /// is true. `stop` defaults to true in `first-match` mode and false in `all-matches` mode.
-/// A matching `drop` route ends evaluation and discards everything else. If no destination
+/// A matching `drop` route ends evaluation and discards everything else. Study-scope routes
+/// are first only candidates (see [`RuleSet::evaluate`]) and are decided per study by
+/// [`RuleSet::evaluate_study`] with the same order and `stop` rules. If no destination
 /// results and nothing was deferred to a study, the fallback destinations are used.
 #[derive(Debug, Clone)]
 pub struct RuleSet {
@@ -135,28 +137,39 @@ impl RuleSet {
     }
 
     /// Routes one instance. Study-scope routes are only checked on their non-label
-    /// conditions here and reported in `deferred_to_study`.
+    /// conditions here and reported in `deferred_to_study`; a deferred route with `stop`
+    /// ends the instance-scope routes but later study-scope routes are still collected, so
+    /// that at study time the first study route whose label conditions hold wins.
     pub fn evaluate(&self, input: &RouteInput<'_>) -> RouteDecision {
         let mut d = RouteDecision::default();
         let mut priority = None;
+        // Set by a matching study-scope route with `stop`: later instance-scope routes no
+        // longer apply, but later study-scope routes are still collected as candidates,
+        // because whether the stopping one really matches is only known at study time.
+        let mut instance_stopped = false;
         for r in &self.routes {
+            if instance_stopped && r.scope == Scope::Instance {
+                continue;
+            }
             if !r.conditions.matches_context(input) {
                 continue;
             }
             if r.scope == Scope::Study {
                 d.deferred_to_study.push(r.rule.clone());
-            } else if r.conditions.matches_label(input.label, input.confidence) {
-                if r.drop {
-                    return RouteDecision {
-                        dropped: Some(r.rule.clone()),
-                        matched: vec![r.rule.clone()],
-                        ..Default::default()
-                    };
-                }
-                d.apply(r, &mut priority);
-            } else {
+                instance_stopped |= r.stop;
                 continue;
             }
+            if !r.conditions.matches_label(input.label, input.confidence) {
+                continue;
+            }
+            if r.drop {
+                return RouteDecision {
+                    dropped: Some(r.rule.clone()),
+                    matched: vec![r.rule.clone()],
+                    ..Default::default()
+                };
+            }
+            d.apply(r, &mut priority);
             if r.stop {
                 break;
             }
