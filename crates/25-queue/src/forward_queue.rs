@@ -11,7 +11,7 @@
 //! | job `in_flight` | `complete(Delivered)` | `delivered` (attempts + 1) |
 //! | job `in_flight` | `complete(Retry)` | `queued`, due `now + backoff(attempts)` (attempts + 1); `dead` when attempts reach `max_attempts` |
 //! | job `in_flight` | `complete(Dead)` | `dead` (attempts + 1) |
-//! | job `in_flight` | `recover` (start-up) | `queued`, due now, attempts unchanged |
+//! | job `in_flight` | `recover` (start-up), `release_stale` (lease too old) | `queued`, due now, attempts unchanged |
 //! | job `dead` or `queued` | `retry_job`, `retry_dead` | `queued`, due now, attempts reset to 0 |
 //! | job not `delivered` | `drop_job` | `dead`, `last_error = "dropped by operator"` |
 //! | instance `routed`, all jobs `delivered` | `purgeable` lists it, daemon removes files, `mark_done` | `done` |
@@ -74,6 +74,12 @@ pub trait ForwardQueue: Send + Sync {
 
     /// Start-up recovery: `in_flight` jobs back to `queued` (attempt not counted).
     fn recover(&self, now: UnixMillis) -> Result<RecoveryReport>;
+
+    /// Watchdog for a running daemon: jobs leased before `leased_before` and still
+    /// `in_flight` (their worker died or lost its completion) go back to `queued`, due `now`,
+    /// attempt not counted. Returns how many. A slow worker whose job is released may deliver
+    /// it twice; a duplicate C-STORE is harmless, a job stuck in flight is not.
+    fn release_stale(&self, leased_before: UnixMillis, now: UnixMillis) -> Result<u64>;
 
     /// Up to `limit` `routed` instances whose jobs are all delivered, the last delivery at
     /// least `retention` before `now`: their spool files may be removed, then `mark_done`.

@@ -505,3 +505,21 @@ fn schema_is_versioned_and_durable_settings_apply() {
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
 }
+
+#[test]
+fn stale_leases_are_released_without_counting_an_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = open(dir.path());
+    routed(&q, "a", &["pacs"], T0);
+    routed(&q, "b", &["pacs"], T0);
+    let old = q.lease("pacs", 1, at(0)).unwrap().remove(0);
+    let fresh = q.lease("pacs", 1, at(100)).unwrap().remove(0);
+    assert_eq!(q.release_stale(at(50), at(120)).unwrap(), 1);
+    let again = q.lease("pacs", 10, at(120)).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].id, again[0].attempts), (old.id, 0));
+    // The recent lease was left alone and completes normally.
+    q.complete(fresh.id, &Outcome::Delivered { status: 0 }, at(121))
+        .unwrap();
+    assert_eq!(q.release_stale(at(50), at(122)).unwrap(), 0);
+}

@@ -126,6 +126,10 @@ impl ForwardQueue for SqliteQueue {
         pipeline::recover(&mut self.conn(), now)
     }
 
+    fn release_stale(&self, leased_before: UnixMillis, now: UnixMillis) -> Result<u64> {
+        pipeline::release_stale(&mut self.conn(), leased_before, now)
+    }
+
     fn purgeable(&self, now: UnixMillis, retention: Duration, limit: usize) -> Result<Vec<String>> {
         pipeline::purgeable(&self.conn(), now.saturating_sub(retention), limit)
     }

@@ -257,6 +257,25 @@ pub(super) fn recover(conn: &mut Connection, now: UnixMillis) -> Result<Recovery
     })
 }
 
+pub(super) fn release_stale(
+    conn: &mut Connection,
+    leased_before: UnixMillis,
+    now: UnixMillis,
+) -> Result<u64> {
+    const OP: &str = "release stale leases";
+    let tx = write_tx(conn, OP)?;
+    // `updated_at` of an in-flight job is its lease time (`lease` sets it).
+    let n = tx
+        .execute(
+            "UPDATE jobs SET state = 'queued', next_attempt_at = ?2, updated_at = ?2 \
+             WHERE state = 'in_flight' AND updated_at < ?1",
+            params![leased_before, now],
+        )
+        .ctx(OP)?;
+    tx.commit().ctx(OP)?;
+    Ok(n as u64)
+}
+
 pub(super) fn purgeable(
     conn: &Connection,
     delivered_before: UnixMillis,
