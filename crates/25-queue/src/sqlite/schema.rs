@@ -1,6 +1,6 @@
 //! Schema creation and migration, versioned by SQLite's `user_version` pragma.
 //!
-//! Version 0 is an empty file; each entry of [`MIGRATIONS`] moves the schema one version up and
+//! Version 0 is an empty file; each entry of `MIGRATIONS` moves the schema one version up and
 //! runs in the same transaction as the `user_version` update, so a crash mid-migration leaves
 //! the previous version intact. A database newer than this build is refused, not guessed at.
 //!
