@@ -214,3 +214,16 @@ impl RuleSet {
         d
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The daemon shares one compiled rule set across the blocking pool.
+    #[test]
+    fn rule_set_is_shareable() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<RuleSet>();
+        assert_send_sync::<crate::StudyTracker>();
+    }
+}

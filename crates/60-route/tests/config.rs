@@ -97,3 +97,29 @@ fn schema_round_trips() {
     assert_eq!(again, parsed.routing);
     assert_eq!(again.routes.len(), 8);
 }
+
+#[test]
+fn examples_in_docs_compile() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/routing.md"
+    ))
+    .expect("docs/routing.md");
+    let known: Vec<String> = [
+        "pacs", "archive", "review", "ortho", "night", "ai-audit", "hanging",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut checked = 0;
+    for block in doc.split("```toml").skip(1) {
+        let Some((text, _)) = block.split_once("```") else {
+            continue;
+        };
+        let cfg: AppConfig = toml::from_str(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        RuleSet::compile(&cfg.routing.routes, &cfg.routing.routing, &known)
+            .unwrap_or_else(|e| panic!("{e:#?}\n{text}"));
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} toml examples found");
+}
