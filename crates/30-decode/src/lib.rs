@@ -1,2 +1,34 @@
 //! Pixel data to a display-ready grayscale image, and the model's preprocessing.
+//!
+//! radroute classifies what a radiologist would see, so decoding ends in a display image
+//! (docs/preprocessing.md step 0) and the model input is made from that by one documented
+//! function (steps 1–4) that the training code implements identically.
+//!
+//! - [`open_dicom`], [`decode_display`] (frame 0 of DICOM), [`load_image_file`] (PNG/JPEG):
+//!   step 0 to a [`GrayImage`] in [0, 1], bright = dense.
+//! - [`decode_frame`]: the stored samples of one frame, for checks and benchmarks.
+//! - [`preprocess`]: steps 1–4 to a `3×224×224` tensor; [`preprocess_gray`]: steps 1–3.
+//!
+//! Codecs: dicom-pixeldata (native, deflate, RLE, JPEG baseline/lossless, JPEG-LS through CharLS,
+//! JPEG 2000 and HTJ2K through OpenJPEG) and libjpeg-turbo 3 for 12-bit lossy JPEG. See
+//! docs/decode.md for the table. Synchronous; no I/O beyond the file functions named above.
 #![deny(missing_docs)]
+
+mod attrs;
+mod display;
+mod error;
+mod file_image;
+mod frame;
+mod gray;
+mod jpeg12;
+mod lut;
+mod open;
+pub mod preprocess;
+
+pub use display::{decode_display, decode_display_with_source, to_display, VoiSource};
+pub use error::DecodeError;
+pub use file_image::load_image_file;
+pub use frame::{decode_frame, RawFrame};
+pub use gray::GrayImage;
+pub use open::{looks_like_dicom, open_dicom};
+pub use preprocess::{preprocess, preprocess_gray, PREPROCESSING_VERSION};

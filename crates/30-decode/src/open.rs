@@ -1,0 +1,64 @@
+//! Opening a DICOM file with a typed error.
+
+use std::path::Path;
+
+use dicom_object::{open_file, DefaultDicomObject};
+
+use crate::DecodeError;
+
+/// Reads a DICOM Part 10 file (preamble, file meta, dataset) into memory.
+///
+/// Files without a preamble or file meta, with a bad VR or cut inside the header fail here with
+/// [`DecodeError::Open`]; they never reach the pixel decoders.
+///
+/// A file cut right after the last fragment of encapsulated Pixel Data still parses with
+/// dicom-object; it is refused here because its Sequence Delimitation Item is missing.
+pub fn open_dicom(path: &Path) -> Result<DefaultDicomObject, DecodeError> {
+    let err = |detail: String| DecodeError::Open {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let obj = open_file(path).map_err(|e| err(e.to_string()))?;
+    if !encapsulation_terminated(path, &obj) {
+        return Err(err(
+            "encapsulated Pixel Data has no Sequence Delimitation Item (file truncated)".into(),
+        ));
+    }
+    Ok(obj)
+}
+
+/// False only when Pixel Data is encapsulated, is the last element, and the file does not end
+/// with the Sequence Delimitation Item `(FFFE,E0DD)` of length 0.
+fn encapsulation_terminated(path: &Path, obj: &DefaultDicomObject) -> bool {
+    use dicom_core::value::Value;
+    use std::io::{Read, Seek, SeekFrom};
+    const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
+    const DELIMITER: [u8; 8] = [0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0];
+    let pixel = dicom_dictionary_std::tags::PIXEL_DATA;
+    let Ok(elem) = obj.element(pixel) else {
+        return true;
+    };
+    if !matches!(elem.value(), Value::PixelSequence(_))
+        || obj.meta().transfer_syntax().trim_end_matches('\0') == DEFLATED
+        || obj.iter().any(|e| e.header().tag > pixel)
+    {
+        return true;
+    }
+    let mut tail = [0u8; 8];
+    let read = std::fs::File::open(path).and_then(|mut f| {
+        f.seek(SeekFrom::End(-8))?;
+        f.read_exact(&mut tail)
+    });
+    read.is_err() || tail == DELIMITER
+}
+
+/// True when the file starts like DICOM Part 10 (`DICM` at offset 128), to tell DICOM from
+/// PNG/JPEG by content rather than by extension.
+pub fn looks_like_dicom(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 132];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .map(|_| &head[128..132] == b"DICM")
+        .unwrap_or(false)
+}

@@ -1,0 +1,170 @@
+//! Steps 1–4 of docs/preprocessing.md (version `radroute-v1`): resize keeping the aspect ratio,
+//! robust contrast stretch, pad to a square, three channels with ImageNet normalisation.
+//!
+//! The training code implements the same function in `models/train/preprocess.py`; the parity
+//! test `tests/preprocess_parity.rs` compares both on the golden tensors.
+
+use fast_image_resize::images::{TypedImage, TypedImageRef};
+use fast_image_resize::pixels::F32;
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+
+use crate::GrayImage;
+
+/// The preprocessing version this module implements; a model manifest must name it.
+pub const PREPROCESSING_VERSION: &str = "radroute-v1";
+/// Side of the square model input.
+pub const SIZE: u32 = 224;
+/// ImageNet channel means (step 4).
+pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet channel standard deviations (step 4).
+pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// Step 1 geometry: `(height, width)` after resizing so the longer side is `size`.
+pub fn resized_shape(height: u32, width: u32, size: u32) -> (u32, u32) {
+    let short = |s: u32, l: u32| {
+        ((f64::from(s) * f64::from(size) / f64::from(l) + 0.5).floor() as u32).max(1)
+    };
+    if height >= width {
+        (size, short(width, height))
+    } else {
+        (short(height, width), size)
+    }
+}
+
+/// Step 1: bilinear resize with antialiasing (fast_image_resize `Convolution(Bilinear)` on F32,
+/// which computes what Pillow's `BILINEAR` does on a mode `F` image).
+pub fn resize(img: &GrayImage, size: u32) -> GrayImage {
+    let (h, w) = resized_shape(img.height, img.width, size);
+    if (h, w) == (img.height, img.width) {
+        return img.clone();
+    }
+    let src_px: Vec<F32> = img.data.iter().map(|&v| F32::new(v)).collect();
+    let resized = TypedImageRef::new(img.width, img.height, &src_px)
+        .ok()
+        .and_then(|src| {
+            let mut dst = TypedImage::<F32>::new(w, h);
+            let opts =
+                ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+            Resizer::new().resize_typed(&src, &mut dst, &opts).ok()?;
+            Some(dst.pixels().iter().map(|p| p.0).collect::<Vec<f32>>())
+        });
+    // GrayImage guarantees data.len() == w*h, so the resizer cannot fail; keep a safe fallback
+    let data = resized.unwrap_or_else(|| vec![0.0; (w * h) as usize]);
+    GrayImage {
+        width: w,
+        height: h,
+        data,
+    }
+}
+
+/// NumPy's default (linear) percentile of sorted data, `q` in [0, 100].
+fn percentile_sorted(sorted: &[f32], q: f64) -> f64 {
+    let n = sorted.len();
+    if n == 0 {
+        return 0.0;
+    }
+    let rank = q / 100.0 * (n as f64 - 1.0);
+    let lo = rank.floor() as usize;
+    let hi = (lo + 1).min(n - 1);
+    let frac = rank - lo as f64;
+    let (a, b) = (f64::from(sorted[lo]), f64::from(sorted[hi]));
+    a + (b - a) * frac
+}
+
+/// Step 2: stretch between the 1st and 99th percentiles, clamp to [0, 1].
+pub fn contrast_stretch(img: &mut GrayImage) {
+    let mut sorted = img.data.clone();
+    sorted.sort_unstable_by(f32::total_cmp);
+    let lo = percentile_sorted(&sorted, 1.0);
+    let hi = percentile_sorted(&sorted, 99.0);
+    if hi - lo < 1e-6 {
+        img.data.iter_mut().for_each(|v| *v = 0.0);
+        return;
+    }
+    let range = hi - lo;
+    img.data
+        .iter_mut()
+        .for_each(|v| *v = ((f64::from(*v) - lo) / range).clamp(0.0, 1.0) as f32);
+}
+
+/// Step 3: centre on a `size`×`size` canvas of zeros.
+pub fn pad_square(img: &GrayImage, size: u32) -> GrayImage {
+    let (s, w, h) = (size as usize, img.width as usize, img.height as usize);
+    let mut out = vec![0.0f32; s * s];
+    let top = s.saturating_sub(h) / 2;
+    let left = s.saturating_sub(w) / 2;
+    for (y, row) in img.data.chunks_exact(w).take(s).enumerate() {
+        let start = (top + y) * s + left;
+        let n = w.min(s);
+        out[start..start + n].copy_from_slice(&row[..n]);
+    }
+    GrayImage {
+        width: size,
+        height: size,
+        data: out,
+    }
+}
+
+/// Steps 1–3: the single-channel 224×224 image the golden parity tensors hold.
+pub fn preprocess_gray(img: &GrayImage) -> GrayImage {
+    let mut r = resize(img, SIZE);
+    contrast_stretch(&mut r);
+    pad_square(&r, SIZE)
+}
+
+/// Step 4: three channels, ImageNet normalisation, CHW `f32`.
+pub fn normalise(square: &GrayImage) -> Vec<f32> {
+    let n = square.data.len();
+    let mut out = Vec::with_capacity(3 * n);
+    for c in 0..3 {
+        out.extend(square.data.iter().map(|&v| (v - MEAN[c]) / STD[c]));
+    }
+    out
+}
+
+/// Steps 1–4: a display image to the model input, `[3, 224, 224]` CHW `f32` (`3*224*224` values).
+pub fn preprocess(img: &GrayImage) -> Vec<f32> {
+    normalise(&preprocess_gray(img))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_follow_the_contract() {
+        assert_eq!(resized_shape(2500, 2000, 224), (224, 179));
+        assert_eq!(resized_shape(100, 400, 224), (56, 224));
+        assert_eq!(resized_shape(1, 10000, 224), (1, 224));
+        assert_eq!(resized_shape(224, 224, 224), (224, 224));
+    }
+
+    #[test]
+    fn percentile_is_numpy_linear() {
+        let v: Vec<f32> = (0..101).map(|i| i as f32).collect();
+        assert!((percentile_sorted(&v, 1.0) - 1.0).abs() < 1e-9);
+        let v = [0.0f32, 10.0];
+        assert!((percentile_sorted(&v, 99.0) - 9.9).abs() < 1e-6);
+    }
+
+    #[test]
+    fn output_is_centred_and_normalised() {
+        let data: Vec<f32> = (0..400 * 200).map(|i| (i % 400) as f32 / 400.0).collect();
+        let img = GrayImage::new(400, 200, data).expect("valid image");
+        let sq = preprocess_gray(&img);
+        assert_eq!((sq.width, sq.height), (224, 224));
+        // 224x112 placed at top 56: row 0 is padding, row 56 holds image
+        assert_eq!(sq.data[0], 0.0);
+        assert!(sq.data[56 * 224 + 223] > 0.9);
+        let t = preprocess(&img);
+        assert_eq!(t.len(), 3 * 224 * 224);
+        assert!((t[0] - (0.0 - MEAN[0]) / STD[0]).abs() < 1e-6);
+    }
+
+    #[test]
+    fn flat_image_becomes_zero() {
+        let img = GrayImage::new(10, 10, vec![0.5; 100]).expect("valid image");
+        let sq = preprocess_gray(&img);
+        assert!(sq.data.iter().all(|&v| v == 0.0));
+    }
+}
