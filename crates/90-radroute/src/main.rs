@@ -1,1 +1,39 @@
-fn main() {}
+//! radroute: a DICOM router for radiographs. It receives instances as a DICOM node (C-STORE),
+//! spools them durably, labels the body part with an ONNX model, writes the label into the
+//! header and forwards each instance by routing rules to PACS destinations.
+//!
+//! This binary is thin: the CLI ([`cli`]), configuration ([`config`]), the wiring of the data
+//! path ([`node`]), the admin HTTP surface ([`admin`]) and the operator commands. The data path
+//! itself lives in the `radroute-*` crates; see docs/ARCHITECTURE.md.
+
+mod admin;
+mod cli;
+mod cmd_queue;
+mod config;
+mod logging;
+mod node;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    logging::init(cli.log_format, cli.verbose);
+    let result = match cli.command {
+        cli::Command::Serve { config } => config::load(config.as_deref())
+            .map_err(|e| e.to_string())
+            .and_then(|cfg| node::run(cfg).map_err(|e| e.to_string())),
+        cli::Command::CheckConfig { file } => config::check(&file),
+        cli::Command::Queue { config, action } => config::load(config.as_deref())
+            .map_err(|e| e.to_string())
+            .and_then(|cfg| cmd_queue::run(&cfg, action).map_err(|e| e.to_string())),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("radroute: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The command line: `serve`, `check-config`, `queue`, `classify`, `eval`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// radroute: receive, label and route radiographs.
+#[derive(Debug, Parser)]
+#[command(name = "radroute", version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    pub log_format: LogFormat,
+    /// More logging (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Human,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the DICOM node (SCP, processing, forwarding, admin HTTP).
+    Serve {
+        /// Configuration file (TOML); default: $RADROUTE_CONFIG, else /etc/radroute/radroute.toml.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a configuration file, rules included, and print what it means.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Inspect and repair the forward queue.
+    Queue {
+        /// Configuration file (to find the queue database).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        /// What to do with the queue.
+        #[command(subcommand)]
+        action: QueueAction,
+    },
+}
+
+/// `radroute queue` actions.
+#[derive(Debug, Subcommand)]
+pub enum QueueAction {
+    /// Counts of instances and jobs by state, per destination.
+    Counts {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List jobs.
+    List {
+        /// Only jobs in this state (queued, in_flight, delivered, dead).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only jobs for this destination.
+        #[arg(long)]
+        destination: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put dead-letter jobs back in the queue (all, or one destination's, or one job).
+    Retry {
+        /// Only this job.
+        #[arg(long)]
+        job: Option<i64>,
+        /// Only this destination's dead letters.
+        #[arg(long)]
+        destination: Option<String>,
+    },
+    /// Give up on a job (it becomes a dead letter marked as dropped by the operator).
+    Drop {
+        /// The job.
+        job: i64,
+    },
+}

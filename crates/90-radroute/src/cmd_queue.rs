@@ -1,0 +1,108 @@
+//! `radroute queue`: counts, job lists, retrying dead letters, dropping jobs. Works on the
+//! queue database directly, so it also works while the node is stopped.
+
+use radroute_queue::{ForwardQueue, JobFilter, JobState, SqliteQueue, UnixMillis};
+
+use crate::cli::QueueAction;
+use crate::config::Config;
+
+/// Runs one queue action and prints its result.
+pub fn run(cfg: &Config, action: QueueAction) -> Result<(), String> {
+    let path = cfg.queue_path();
+    let queue = SqliteQueue::open(&path, cfg.retry_policy())
+        .map_err(|e| format!("cannot open queue {}: {e}", path.display()))?;
+    let now = UnixMillis::now();
+    match action {
+        QueueAction::Counts { json } => {
+            let c = queue.counts().map_err(|e| e.to_string())?;
+            if json {
+                let per: serde_json::Map<String, serde_json::Value> = c
+                    .per_destination
+                    .iter()
+                    .map(|(d, j)| {
+                        (d.clone(), serde_json::json!({"queued": j.queued, "in_flight": j.in_flight, "delivered": j.delivered, "dead": j.dead}))
+                    })
+                    .collect();
+                let value = serde_json::json!({
+                    "instances": {"received": c.instances.received, "routed": c.instances.routed, "done": c.instances.done},
+                    "jobs": {"queued": c.jobs.queued, "in_flight": c.jobs.in_flight, "delivered": c.jobs.delivered, "dead": c.jobs.dead},
+                    "destinations": per,
+                });
+                println!("{value}");
+            } else {
+                println!(
+                    "instances: {} received, {} routed, {} done",
+                    c.instances.received, c.instances.routed, c.instances.done
+                );
+                println!(
+                    "{:<20} {:>8} {:>9} {:>10} {:>6}",
+                    "destination", "queued", "in_flight", "delivered", "dead"
+                );
+                for (d, j) in &c.per_destination {
+                    println!(
+                        "{:<20} {:>8} {:>9} {:>10} {:>6}",
+                        d, j.queued, j.in_flight, j.delivered, j.dead
+                    );
+                }
+            }
+        }
+        QueueAction::List {
+            state,
+            destination,
+            limit,
+            json,
+        } => {
+            let state = state
+                .map(|s| s.parse::<JobState>().map_err(|e| e.to_string()))
+                .transpose()?;
+            let jobs = queue
+                .list_jobs(&JobFilter {
+                    state,
+                    destination,
+                    limit,
+                })
+                .map_err(|e| e.to_string())?;
+            for j in jobs {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "id": j.id, "instance": j.instance_id, "destination": j.destination,
+                            "state": j.state.as_str(), "attempts": j.attempts,
+                            "sop_instance_uid": j.sop_instance_uid,
+                            "last_error": j.last_error, "last_status": j.last_status,
+                        })
+                    );
+                } else {
+                    println!(
+                        "{:>6} {:<10} {:<12} attempts={} {} {}",
+                        j.id,
+                        j.destination,
+                        j.state.as_str(),
+                        j.attempts,
+                        j.sop_instance_uid,
+                        j.last_error.unwrap_or_default()
+                    );
+                }
+            }
+        }
+        QueueAction::Retry { job: Some(id), .. } => {
+            queue.retry_job(id, now).map_err(|e| e.to_string())?;
+            println!("job {id} queued again");
+        }
+        QueueAction::Retry {
+            job: None,
+            destination,
+        } => {
+            let n = queue
+                .retry_dead(destination.as_deref(), now)
+                .map_err(|e| e.to_string())?;
+            println!("{n} dead-letter job(s) queued again");
+        }
+        QueueAction::Drop { job } => {
+            queue.drop_job(job, now).map_err(|e| e.to_string())?;
+            println!("job {job} dropped");
+        }
+    }
+    Ok(())
+}

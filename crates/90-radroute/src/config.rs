@@ -1,0 +1,470 @@
+//! radroute's configuration: a TOML file read through the `config` crate, with environment
+//! overrides (`RADROUTE__NODE__LISTEN=0.0.0.0:104` sets `node.listen`). `RADROUTE_CONFIG` names
+//! the file. Every key is documented in docs/configuration.md.
+//!
+//! The binary is the only crate that knows this format: it turns it into the option types of
+//! the data-path crates ([`radroute_receive::ScpOptions`], [`radroute_forward::Destination`],
+//! [`radroute_route::RuleSet`]).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use radroute_route::{RouteConfig, RoutingOptions, RuleSet};
+use serde::{Deserialize, Serialize};
+
+/// Default configuration file when neither `--config` nor `RADROUTE_CONFIG` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/radroute/radroute.toml";
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Reading or parsing the file (or an environment override) failed.
+    #[error("cannot load configuration {path}: {source}")]
+    Load {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        #[source]
+        source: config::ConfigError,
+    },
+    /// The values are inconsistent.
+    #[error("invalid configuration {path}:\n{problems}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// One problem per line.
+        problems: String,
+    },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The DICOM node (SCP).
+    #[serde(default)]
+    pub node: NodeConfig,
+    /// Where instances are kept.
+    #[serde(default)]
+    pub spool: SpoolConfig,
+    /// The forward queue.
+    #[serde(default)]
+    pub queue: QueueConfig,
+    /// The admin HTTP surface.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// PACS destinations.
+    #[serde(default)]
+    pub destinations: Vec<DestinationConfig>,
+    /// Routing options (mode, fallback).
+    #[serde(default)]
+    pub routing: RoutingOptions,
+    /// Routing rules.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// The file this was read from (not a key).
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+/// `[node]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// This node's AE title.
+    pub ae_title: String,
+    /// DICOM listen address.
+    pub listen: String,
+    /// Concurrent associations before A-ASSOCIATE-RJ.
+    pub max_associations: usize,
+    /// Maximum PDU length received.
+    pub max_pdu: u32,
+    /// Reject associations whose called AE title is not `ae_title`.
+    pub require_called_ae_title: bool,
+    /// Abort associations idle this long (seconds).
+    pub idle_timeout_secs: u64,
+    /// Storage SOP class UIDs accepted; empty = the built-in radiology list.
+    pub sop_classes: Vec<String>,
+    /// Transfer syntax UIDs accepted; empty = every syntax radroute decodes.
+    pub transfer_syntaxes: Vec<String>,
+    /// Allowed calling AE titles (`"AE"` or `"AE@ip"`); empty = everyone.
+    pub allow: Vec<String>,
+    /// Refuse new stores with A700 when the spool's file system has less free space (MiB).
+    pub min_free_mb: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            ae_title: "RADROUTE".into(),
+            listen: "0.0.0.0:11112".into(),
+            max_associations: 32,
+            max_pdu: 65_536,
+            require_called_ae_title: false,
+            idle_timeout_secs: 120,
+            sop_classes: Vec::new(),
+            transfer_syntaxes: Vec::new(),
+            allow: Vec::new(),
+            min_free_mb: 512,
+        }
+    }
+}
+
+/// `[spool]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolConfig {
+    /// Spool directory (instances, and the queue database unless `queue.path` is set).
+    pub dir: PathBuf,
+    /// Keep files this long after every destination has them (seconds).
+    pub retention_secs: u64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            dir: PathBuf::from("/var/lib/radroute"),
+            retention_secs: 0,
+        }
+    }
+}
+
+/// `[queue]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// SQLite database file; default `<spool.dir>/queue.sqlite`.
+    pub path: Option<PathBuf>,
+    /// Attempts per job before it becomes a dead letter.
+    pub max_attempts: u32,
+    /// First retry delay (seconds); doubles per attempt.
+    pub backoff_base_secs: f64,
+    /// Longest retry delay (seconds).
+    pub backoff_max_secs: f64,
+    /// Instances sent per association.
+    pub batch_size: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            path: None,
+            max_attempts: 10,
+            backoff_base_secs: 5.0,
+            backoff_max_secs: 600.0,
+            batch_size: 32,
+        }
+    }
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// HTTP listen address (loopback by default); empty disables the admin surface.
+    pub listen: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: "127.0.0.1:8080".into(),
+        }
+    }
+}
+
+/// `[[destinations]]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    /// Name used by routes.
+    pub name: String,
+    /// Called AE title.
+    pub ae_title: String,
+    /// host:port.
+    pub address: String,
+    /// Calling AE title presented to it; default `node.ae_title`.
+    #[serde(default)]
+    pub calling_ae_title: Option<String>,
+    /// Connect timeout (seconds).
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    /// Per-exchange timeout (seconds).
+    #[serde(default = "default_io_timeout")]
+    pub io_timeout_secs: u64,
+}
+
+fn default_connect_timeout() -> u64 {
+    10
+}
+fn default_io_timeout() -> u64 {
+    60
+}
+
+impl Config {
+    /// The queue database path.
+    pub fn queue_path(&self) -> PathBuf {
+        self.queue
+            .path
+            .clone()
+            .unwrap_or_else(|| self.spool.dir.join("queue.sqlite"))
+    }
+
+    /// The retry policy for the queue.
+    pub fn retry_policy(&self) -> radroute_queue::RetryPolicy {
+        radroute_queue::RetryPolicy {
+            base: Duration::from_secs_f64(self.queue.backoff_base_secs.max(0.0)),
+            max: Duration::from_secs_f64(self.queue.backoff_max_secs.max(0.0)),
+            max_attempts: self.queue.max_attempts.max(1),
+        }
+    }
+
+    /// Destinations in the forward crate's terms.
+    pub fn destinations(&self) -> Vec<radroute_forward::Destination> {
+        self.destinations
+            .iter()
+            .map(|d| {
+                let mut dest = radroute_forward::Destination::new(
+                    &d.name,
+                    &d.ae_title,
+                    &d.address,
+                    d.calling_ae_title.as_deref().unwrap_or(&self.node.ae_title),
+                );
+                dest.connect_timeout = Duration::from_secs(d.connect_timeout_secs);
+                dest.io_timeout = Duration::from_secs(d.io_timeout_secs);
+                dest
+            })
+            .collect()
+    }
+
+    /// The SCP options.
+    pub fn scp_options(&self) -> Result<radroute_receive::ScpOptions, String> {
+        use radroute_receive::options::{DEFAULT_SOP_CLASSES, DEFAULT_TRANSFER_SYNTAXES};
+        let mut opts = radroute_receive::ScpOptions {
+            ae_title: self.node.ae_title.clone(),
+            require_called_ae_title: self.node.require_called_ae_title,
+            max_associations: self.node.max_associations,
+            max_pdu: self.node.max_pdu,
+            idle_timeout: Duration::from_secs(self.node.idle_timeout_secs.max(1)),
+            ..Default::default()
+        };
+        if !self.node.sop_classes.is_empty() {
+            opts.sop_classes = self.node.sop_classes.clone();
+        }
+        if !self.node.transfer_syntaxes.is_empty() {
+            let known: Vec<&str> = DEFAULT_TRANSFER_SYNTAXES
+                .iter()
+                .map(|(uid, _)| *uid)
+                .collect();
+            for ts in &self.node.transfer_syntaxes {
+                if !known.contains(&ts.as_str()) {
+                    return Err(format!(
+                        "node.transfer_syntaxes: {ts} is not a syntax radroute can decode"
+                    ));
+                }
+            }
+            opts.transfer_syntaxes = self.node.transfer_syntaxes.clone();
+        }
+        let _ = DEFAULT_SOP_CLASSES;
+        for entry in &self.node.allow {
+            let (ae, addr) = match entry.split_once('@') {
+                Some((ae, ip)) => (
+                    ae,
+                    Some(ip.parse().map_err(|_| {
+                        format!("node.allow: {entry:?}: {ip:?} is not an IP address")
+                    })?),
+                ),
+                None => (entry.as_str(), None),
+            };
+            opts.access.allowed.push(radroute_receive::AllowedPeer {
+                ae_title: ae.to_string(),
+                address: addr,
+            });
+        }
+        Ok(opts)
+    }
+
+    /// Compiles the routing rules against the configured destinations.
+    pub fn rules(&self) -> Result<RuleSet, String> {
+        let names: Vec<String> = self.destinations.iter().map(|d| d.name.clone()).collect();
+        RuleSet::compile(&self.routes, &self.routing, &names).map_err(|errors| {
+            errors
+                .iter()
+                .map(|e| format!("  - {e}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    }
+
+    /// Every problem with the configuration, one per entry; empty when it is usable.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.node.listen.parse::<SocketAddr>().is_err() {
+            problems.push(format!(
+                "node.listen: {:?} is not an address:port",
+                self.node.listen
+            ));
+        }
+        if self.node.ae_title.trim().is_empty() || self.node.ae_title.len() > 16 {
+            problems.push("node.ae_title: 1 to 16 characters".into());
+        }
+        if let Err(e) = self.scp_options() {
+            problems.push(e);
+        }
+        if !self.admin.listen.is_empty() && self.admin.listen.parse::<SocketAddr>().is_err() {
+            problems.push(format!(
+                "admin.listen: {:?} is not an address:port",
+                self.admin.listen
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, d) in self.destinations.iter().enumerate() {
+            if !seen.insert(d.name.clone()) {
+                problems.push(format!("destinations[{i}]: duplicate name {:?}", d.name));
+            }
+            if d.ae_title.trim().is_empty() || d.ae_title.len() > 16 {
+                problems.push(format!(
+                    "destinations[{i}] ({}): ae_title must be 1 to 16 characters",
+                    d.name
+                ));
+            }
+            if !d.address.contains(':') {
+                problems.push(format!(
+                    "destinations[{i}] ({}): address must be host:port",
+                    d.name
+                ));
+            }
+        }
+        if let Err(e) = self.rules() {
+            problems.push(format!("routes:\n{e}"));
+        }
+        problems
+    }
+}
+
+/// Resolves which file to read: the flag, else `RADROUTE_CONFIG`, else the default path.
+pub fn resolve_path(flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("RADROUTE_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
+}
+
+/// Reads and validates the configuration (file plus `RADROUTE__*` overrides).
+pub fn load(flag: Option<&Path>) -> Result<Config, ConfigError> {
+    let path = resolve_path(flag);
+    let mut cfg = read(&path)?;
+    cfg.source = path.clone();
+    let problems = cfg.problems();
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid {
+            path,
+            problems: problems.join("\n"),
+        });
+    }
+    Ok(cfg)
+}
+
+fn read(path: &Path) -> Result<Config, ConfigError> {
+    let load_err = |source| ConfigError::Load {
+        path: path.to_path_buf(),
+        source,
+    };
+    config::Config::builder()
+        .add_source(config::File::from(path).format(config::FileFormat::Toml))
+        .add_source(
+            config::Environment::with_prefix("RADROUTE")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        )
+        .build()
+        .map_err(load_err)?
+        .try_deserialize()
+        .map_err(load_err)
+}
+
+/// `radroute check-config FILE`: prints a summary or every problem.
+pub fn check(path: &Path) -> Result<(), String> {
+    let cfg = load(Some(path)).map_err(|e| e.to_string())?;
+    println!("{}: OK", path.display());
+    println!(
+        "  node {} listening on {}, {} associations max",
+        cfg.node.ae_title, cfg.node.listen, cfg.node.max_associations
+    );
+    println!(
+        "  spool {}, queue {}",
+        cfg.spool.dir.display(),
+        cfg.queue_path().display()
+    );
+    for d in &cfg.destinations {
+        println!("  destination {}: {}@{}", d.name, d.ae_title, d.address);
+    }
+    println!(
+        "  {} route(s), mode {:?}, fallback {:?}",
+        cfg.routes.len(),
+        cfg.routing.mode,
+        cfg.routing.fallback
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("radroute.toml");
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    const ISSUE_EXAMPLE: &str = r#"
+[node]
+ae_title = "RADROUTE"
+listen = "0.0.0.0:11112"
+max_associations = 32
+[spool]
+dir = "/var/lib/radroute"
+[admin]
+listen = "127.0.0.1:8080"
+[[destinations]]
+name = "pacs"
+ae_title = "ORTHANC"
+address = "127.0.0.1:4242"
+[[routes]]
+destinations = ["pacs"]
+"#;
+
+    #[test]
+    fn the_documented_minimal_config_loads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = load(Some(&write(dir.path(), ISSUE_EXAMPLE))).expect("valid");
+        assert_eq!(cfg.node.ae_title, "RADROUTE");
+        assert_eq!(cfg.destinations[0].name, "pacs");
+        assert_eq!(
+            cfg.queue_path(),
+            PathBuf::from("/var/lib/radroute/queue.sqlite")
+        );
+        cfg.rules().expect("rules compile");
+    }
+
+    #[test]
+    fn unknown_destination_in_a_route_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = ISSUE_EXAMPLE.replace(
+            r#"destinations = ["pacs"]"#,
+            r#"destinations = ["nowhere"]"#,
+        );
+        let err = load(Some(&write(dir.path(), &text))).expect_err("invalid");
+        assert!(err.to_string().contains("nowhere"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = ISSUE_EXAMPLE.replace("max_associations = 32", "max_asociations = 32");
+        let err = load(Some(&write(dir.path(), &text))).expect_err("typo");
+        assert!(err.to_string().contains("max_asociations"), "{err}");
+    }
+}
