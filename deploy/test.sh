@@ -7,7 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/setup.sh --test
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$(ls "$PWD"/.venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n1)}"
-export PATH="$PWD/.venv/bin:$PATH"
 cargo build --workspace --all-targets
 cargo test --workspace --no-fail-fast
 if [ -d models/train/tests ]; then
