@@ -36,7 +36,7 @@ const C_ECHO_RSP: u16 = 0x8030;
 pub enum CommandError {
     /// The bytes are not a valid Implicit VR Little Endian data set.
     #[error("cannot parse command set: {0}")]
-    Parse(#[source] dicom_object::ReadError),
+    Parse(#[source] Box<dicom_object::ReadError>),
     /// A required command element is missing or has the wrong type.
     #[error("command set lacks a valid {name} {tag}")]
     MissingElement {
@@ -50,7 +50,7 @@ pub enum CommandError {
     UnsupportedCommand(u16),
     /// Writing the command set failed (should not happen for well-formed values).
     #[error("cannot encode command set: {0}")]
-    Encode(#[source] dicom_object::WriteError),
+    Encode(#[source] Box<dicom_object::WriteError>),
 }
 
 /// C-STORE priority (0000,0700).
@@ -148,7 +148,7 @@ impl Command {
     pub fn decode(bytes: &[u8]) -> Result<Command, CommandError> {
         let obj =
             InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
-                .map_err(CommandError::Parse)?;
+                .map_err(|e| CommandError::Parse(Box::new(e)))?;
         let field = req_u16(&obj, COMMAND_FIELD, "Command Field")?;
         Ok(match field {
             C_ECHO_RQ => Command::EchoRq(CEchoRq {
@@ -290,7 +290,7 @@ impl Command {
 
         let mut body = Vec::with_capacity(256);
         obj.write_dataset_with_ts(&mut body, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
-            .map_err(CommandError::Encode)?;
+            .map_err(|e| CommandError::Encode(Box::new(e)))?;
         let mut out = Vec::with_capacity(body.len() + 12);
         // (0000,0000) UL, implicit VR: tag, 4-byte length, 4-byte value.
         out.extend_from_slice(&COMMAND_GROUP_LENGTH.group().to_le_bytes());
