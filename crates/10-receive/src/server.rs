@@ -37,13 +37,18 @@ pub enum ServeError {
 }
 
 /// Serves associations on `listener` until `shutdown` resolves, then drains.
+///
+/// `options` may change while serving (configuration reload): each new association negotiates
+/// with the options current when it is accepted; associations in flight keep theirs. The
+/// association limit is fixed at start.
 pub async fn serve<H: StoreHandler>(
     listener: TcpListener,
-    options: Arc<ScpOptions>,
+    options: watch::Receiver<Arc<ScpOptions>>,
     handler: Arc<H>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let limit = Arc::new(Semaphore::new(options.max_associations.max(1)));
+    let initial = options.borrow().clone();
+    let limit = Arc::new(Semaphore::new(initial.max_associations.max(1)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let next_id = AtomicU64::new(1);
     let mut tasks = JoinSet::new();
@@ -51,7 +56,7 @@ pub async fn serve<H: StoreHandler>(
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into());
-    info!(listen = %local, ae_title = %options.ae_title, max_associations = options.max_associations, "DICOM SCP listening");
+    info!(listen = %local, ae_title = %initial.ae_title, max_associations = initial.max_associations, "DICOM SCP listening");
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(10);
     loop {
@@ -82,9 +87,9 @@ pub async fn serve<H: StoreHandler>(
         };
         let _ = socket.set_nodelay(true);
         let id = next_id.fetch_add(1, Ordering::Relaxed);
+        let options = options.borrow().clone();
         match limit.clone().try_acquire_owned() {
             Ok(permit) => {
-                let options = options.clone();
                 let handler = handler.clone();
                 let stop = stop_rx.clone();
                 tasks.spawn(async move {
@@ -110,7 +115,7 @@ pub async fn serve<H: StoreHandler>(
         "SCP stopping: no new associations; draining"
     );
     let _ = stop_tx.send(true);
-    let grace = options.shutdown_grace;
+    let grace = options.borrow().shutdown_grace;
     if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
         .await
         .is_err()

@@ -13,9 +13,11 @@ use tracing::warn;
 /// Longest sleep between queue polls when nothing is due.
 const IDLE_POLL: Duration = Duration::from_secs(2);
 
-/// Runs the worker for `dest` until `stop` turns true (the batch in progress completes first).
+/// Runs the worker for a destination until `stop` turns true or the destination is removed
+/// from the configuration (its watch turns `None`); the batch in progress completes first.
+/// The destination's settings may change between batches (configuration reload).
 pub async fn run(
-    dest: Destination,
+    mut dest_rx: watch::Receiver<Option<Destination>>,
     queue: Arc<dyn ForwardQueue>,
     spool: Arc<Spool>,
     batch_size: usize,
@@ -27,6 +29,9 @@ pub async fn run(
         if *stop.borrow() {
             return;
         }
+        let Some(dest) = dest_rx.borrow_and_update().clone() else {
+            return;
+        };
         let q = queue.clone();
         let name = dest.name.clone();
         let jobs = tokio::task::spawn_blocking(move || {
@@ -57,6 +62,7 @@ pub async fn run(
                 _ = notified => {}
                 _ = tokio::time::sleep(sleep) => {}
                 _ = stop.changed() => {}
+                _ = dest_rx.changed() => {}
             }
             continue;
         }

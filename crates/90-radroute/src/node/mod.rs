@@ -9,6 +9,7 @@ mod process;
 mod purge;
 mod store;
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -150,7 +151,7 @@ async fn serve(cfg: Config) -> Result<(), NodeError> {
                 addr: cfg.admin.listen.clone(),
                 source,
             })?;
-        let router = crate::admin::router(state.clone());
+        let router = crate::admin::router_with(state.clone(), &cfg.admin);
         let mut stop = stop_rx.clone();
         info!(listen = %cfg.admin.listen, "admin HTTP listening");
         tasks.spawn(async move {
@@ -172,23 +173,23 @@ async fn serve(cfg: Config) -> Result<(), NodeError> {
         rules: RwLock::new(Arc::new(rules)),
         labeler,
         wake_forward: wake_forward.clone(),
+        studies: Default::default(),
     });
     tasks.spawn(
         processing
             .clone()
             .run(wake_processing.clone(), 2, stop_rx.clone()),
     );
-    for dest in cfg.destinations() {
-        tasks.spawn(forwarder::run(
-            dest,
-            queue.clone(),
-            spool.clone(),
-            cfg.queue.batch_size,
-            wake_forward.clone(),
-            wake_purge.clone(),
-            stop_rx.clone(),
-        ));
-    }
+    let mut workers = ForwardWorkers {
+        senders: HashMap::new(),
+        queue: queue.clone(),
+        spool: spool.clone(),
+        batch_size: cfg.queue.batch_size,
+        wake_forward: wake_forward.clone(),
+        wake_purge: wake_purge.clone(),
+        stop: stop_rx.clone(),
+    };
+    workers.apply(cfg.destinations(), &mut tasks);
     tasks.spawn(purge::run(
         queue.clone(),
         spool.clone(),
@@ -209,9 +210,16 @@ async fn serve(cfg: Config) -> Result<(), NodeError> {
         wake_processing: wake_processing.clone(),
         min_free_bytes: cfg.node.min_free_mb << 20,
     });
-    let scp = radroute_receive::serve(listener, Arc::new(scp_options), handler, shutdown_signal());
-    if let Err(e) = scp.await {
-        warn!(error = %e, "SCP stopped");
+    let (scp_tx, scp_rx) = watch::channel(Arc::new(scp_options));
+    let scp = radroute_receive::serve(listener, scp_rx, handler, shutdown_signal());
+    let reload = reload_on_sighup(cfg.source.clone(), processing.clone(), scp_tx, workers);
+    tokio::select! {
+        result = scp => {
+            if let Err(e) = result {
+                warn!(error = %e, "SCP stopped");
+            }
+        }
+        _ = reload => {}
     }
     info!("stopping workers");
     let _ = stop_tx.send(true);
@@ -224,6 +232,96 @@ async fn serve(cfg: Config) -> Result<(), NodeError> {
     }
     info!("radroute stopped");
     Ok(())
+}
+
+/// The forward workers, one per destination, so a reload can add, change or remove them.
+struct ForwardWorkers {
+    senders: HashMap<String, watch::Sender<Option<radroute_forward::Destination>>>,
+    queue: Arc<dyn ForwardQueue>,
+    spool: Arc<Spool>,
+    batch_size: usize,
+    wake_forward: Arc<Notify>,
+    wake_purge: Arc<Notify>,
+    stop: watch::Receiver<bool>,
+}
+
+impl ForwardWorkers {
+    /// Makes the running workers match `destinations`: new ones start, changed ones pick up
+    /// their new settings before their next batch, removed ones stop (their queued jobs stay
+    /// in the queue until the destination is configured again).
+    fn apply(&mut self, destinations: Vec<radroute_forward::Destination>, tasks: &mut tokio::task::JoinSet<()>) {
+        let names: Vec<String> = destinations.iter().map(|d| d.name.clone()).collect();
+        for dest in destinations {
+            if let Some(tx) = self.senders.get(&dest.name) {
+                tx.send_if_modified(|current| {
+                    let changed = current.as_ref() != Some(&dest);
+                    *current = Some(dest.clone());
+                    changed
+                });
+                continue;
+            }
+            let (tx, rx) = watch::channel(Some(dest.clone()));
+            self.senders.insert(dest.name.clone(), tx);
+            tasks.spawn(forwarder::run(
+                rx,
+                self.queue.clone(),
+                self.spool.clone(),
+                self.batch_size,
+                self.wake_forward.clone(),
+                self.wake_purge.clone(),
+                self.stop.clone(),
+            ));
+        }
+        self.senders.retain(|name, tx| {
+            let keep = names.contains(name);
+            if !keep {
+                let _ = tx.send(None);
+            }
+            keep
+        });
+    }
+}
+
+/// Reloads the configuration on SIGHUP: routing rules, the SCP's negotiation policy (allow-list,
+/// SOP classes, transfer syntaxes) and destinations. Associations in flight are not touched. A
+/// file with errors is refused with a log line and the running configuration stays. Listen
+/// addresses, the association limit, the spool and the queue need a restart.
+async fn reload_on_sighup(
+    path: std::path::PathBuf,
+    processing: Arc<process::Processing>,
+    scp: watch::Sender<Arc<radroute_receive::ScpOptions>>,
+    mut workers: ForwardWorkers,
+) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            warn!("cannot install the SIGHUP handler: configuration reload disabled");
+            return std::future::pending().await;
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        while hup.recv().await.is_some() {
+            info!(file = %path.display(), "SIGHUP: reloading configuration");
+            let cfg = match crate::config::load(Some(&path)) {
+                Ok(cfg) => cfg,
+                Err(e) => {
+                    warn!(error = %e, "configuration reload refused; keeping the running configuration");
+                    continue;
+                }
+            };
+            let (Ok(rules), Ok(options)) = (cfg.rules(), cfg.scp_options()) else {
+                warn!("configuration reload refused; keeping the running configuration");
+                continue;
+            };
+            *processing.rules.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
+            let _ = scp.send(Arc::new(options));
+            workers.apply(cfg.destinations(), &mut tasks);
+            metrics::counter!("radroute_config_reloads_total").increment(1);
+            info!(destinations = cfg.destinations.len(), routes = cfg.routes.len(), "configuration reloaded");
+        }
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -5,7 +5,7 @@
 //! does not decode, a model error), the instance is still routed, unlabelled, with the reason in
 //! its processing note and a counter.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -14,7 +14,7 @@ use dicom_core::Tag as DicomTag;
 use dicom_object::file::ReadPreamble;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use radroute_queue::{ForwardQueue, InstanceRecord, UnixMillis};
-use radroute_route::{Attributes, RouteInput, RuleSet, Tag};
+use radroute_route::{Attributes, InstanceLabel, RouteInput, RuleSet, Study, StudyTracker, Tag};
 use radroute_spool::{FileKind, InstanceId, Spool};
 use tokio::sync::{watch, Notify, Semaphore};
 use tracing::{info, warn};
@@ -49,6 +49,7 @@ pub struct Processing {
     pub(crate) rules: RwLock<Arc<RuleSet>>,
     pub(crate) labeler: Option<Arc<dyn Labeler>>,
     pub(crate) wake_forward: Arc<Notify>,
+    pub(crate) studies: Mutex<Studies>,
 }
 
 /// What processing decided for one instance.
@@ -56,6 +57,33 @@ struct Processed {
     label: Option<String>,
     note: Option<String>,
     destinations: Vec<String>,
+    /// Study-scope routes matched: hold the instance until its study is stable.
+    held: Option<HeldInstance>,
+}
+
+/// An instance waiting for its study to become stable (study-scope routing).
+#[derive(Debug, Clone)]
+pub(crate) struct HeldInstance {
+    study_instance_uid: String,
+    /// Destinations from instance-scope routes, sent together with the study's.
+    destinations: Vec<String>,
+}
+
+/// Study-level routing state: the tracker of the route crate plus the held instances.
+/// In memory only: after a restart, held instances are still `received` in the queue and are
+/// processed (and observed) again.
+#[derive(Default)]
+pub(crate) struct Studies {
+    tracker: Option<StudyTracker>,
+    held: HashMap<String, HeldEntry>,
+}
+
+/// A held instance with what processing found for it.
+struct HeldEntry {
+    record: InstanceRecord,
+    label: Option<String>,
+    note: Option<String>,
+    held: HeldInstance,
 }
 
 impl Processing {
@@ -84,11 +112,14 @@ impl Processing {
                 .unwrap_or_default();
             let fresh: Vec<InstanceRecord> = {
                 let busy = in_progress.lock().unwrap_or_else(|e| e.into_inner());
+                let studies = self.studies.lock().unwrap_or_else(|e| e.into_inner());
                 pending
                     .into_iter()
-                    .filter(|r| !busy.contains(&r.id))
+                    .filter(|r| !busy.contains(&r.id) && !studies.held.contains_key(&r.id))
                     .collect()
             };
+            let this = self.clone();
+            let _ = tokio::task::spawn_blocking(move || this.route_stable_studies()).await;
             if fresh.is_empty() {
                 tokio::select! {
                     _ = wake.notified() => {}
@@ -122,6 +153,27 @@ impl Processing {
     fn process_and_route(&self, record: &InstanceRecord) {
         let started = std::time::Instant::now();
         let processed = self.process(record);
+        if let Some(held) = processed.held {
+            info!(
+                sop_instance_uid = %record.sop_instance_uid,
+                study_instance_uid = %held.study_instance_uid,
+                label = processed.label.as_deref().unwrap_or("-"),
+                "instance held until its study is stable"
+            );
+            let mut studies = self.studies.lock().unwrap_or_else(|e| e.into_inner());
+            studies
+                .held
+                .insert(
+                    record.id.clone(),
+                    HeldEntry {
+                        record: record.clone(),
+                        label: processed.label,
+                        note: processed.note,
+                        held,
+                    },
+                );
+            return;
+        }
         let now = UnixMillis::now();
         match self.queue.route_instance(
             &record.id,
@@ -194,7 +246,33 @@ impl Processing {
                 label: outcome.label,
                 note: Some(notes.join("; ")),
                 destinations: Vec::new(),
+                held: None,
             };
+        }
+        let mut held = None;
+        if !decision.deferred_to_study.is_empty() {
+            let study_uid = ObjectAttributes(&obj)
+                .get(Tag { group: 0x0020, element: 0x000D })
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| record.sop_instance_uid.clone());
+            let mut studies = self.studies.lock().unwrap_or_else(|e| e.into_inner());
+            let tracker = studies
+                .tracker
+                .get_or_insert_with(|| StudyTracker::new(rules.study_stable_after()));
+            tracker.observe(
+                &study_uid,
+                InstanceLabel {
+                    sop_instance_uid: record.sop_instance_uid.clone(),
+                    label: outcome.label.clone(),
+                    confidence: outcome.confidence,
+                },
+                &decision.deferred_to_study,
+                std::time::Instant::now(),
+            );
+            held = Some(HeldInstance {
+                study_instance_uid: study_uid,
+                destinations: decision.destinations.clone(),
+            });
         }
         if !decision.edits.is_empty() {
             match super::edits::apply(&mut obj, &decision.edits) {
@@ -213,7 +291,89 @@ impl Processing {
             label: outcome.label,
             note: (!notes.is_empty()).then(|| notes.join("; ")),
             destinations: decision.destinations,
+            held,
         }
+    }
+
+    /// Routes the studies that became stable: evaluates the study-scope routes against the
+    /// study's derived body part, relabels its instances when the route asks for it, and
+    /// creates the jobs of every held instance (instance-scope destinations included).
+    fn route_stable_studies(&self) {
+        let rules = self.rules.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let (stable, held): (Vec<Study>, Vec<HeldEntry>) = {
+            let mut studies = self.studies.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(tracker) = studies.tracker.as_mut() else { return };
+            let stable = tracker.take_stable(std::time::Instant::now());
+            if stable.is_empty() {
+                return;
+            }
+            let uids: HashSet<&str> = stable.iter().map(|s| s.study_instance_uid.as_str()).collect();
+            let ids: Vec<String> = studies
+                .held
+                .iter()
+                .filter(|(_, h)| uids.contains(h.held.study_instance_uid.as_str()))
+                .map(|(id, _)| id.clone())
+                .collect();
+            let held = ids.iter().filter_map(|id| studies.held.remove(id)).collect();
+            (stable, held)
+        };
+        for study in stable {
+            let decision = rules.evaluate_study(&study);
+            let body = study.body_part();
+            info!(
+                study_instance_uid = %study.study_instance_uid,
+                instances = study.instances.len(),
+                body_part = body.label.as_deref().unwrap_or("none"),
+                destinations = ?decision.destinations,
+                "study stable: routing"
+            );
+            metrics::counter!("radroute_studies_routed_total").increment(1);
+            for entry in held
+                .iter()
+                .filter(|e| e.held.study_instance_uid == study.study_instance_uid)
+            {
+                let record = &entry.record;
+                let mut destinations = entry.held.destinations.clone();
+                for d in &decision.destinations {
+                    if !destinations.contains(d) {
+                        destinations.push(d.clone());
+                    }
+                }
+                let mut label = entry.label.clone();
+                let mut note = entry.note.clone();
+                if decision.relabel_study {
+                    if let Some(study_label) = &body.label {
+                        if label.as_deref() != Some(study_label.as_str()) {
+                            match self.relabel(record, study_label) {
+                                Ok(()) => label = Some(study_label.clone()),
+                                Err(e) => note = Some(format!("study relabel failed: {e}")),
+                            }
+                        }
+                    }
+                }
+                if let Err(e) = self.queue.route_instance(&record.id, label.as_deref(), note.as_deref(), &destinations, UnixMillis::now()) {
+                    warn!(error = %e, id = %record.id, "cannot record study routing decision; will retry");
+                }
+            }
+        }
+        self.wake_forward.notify_waiters();
+    }
+
+    /// Writes the study's body part into one instance (Body Part Examined, prior value kept in
+    /// the Original Attributes Sequence).
+    fn relabel(&self, record: &InstanceRecord, body_part: &str) -> Result<(), String> {
+        let id = record.id.parse::<InstanceId>().map_err(|e| e.to_string())?;
+        let kind = if self.spool.contains(FileKind::Processed, &id) { FileKind::Processed } else { FileKind::Incoming };
+        let mut obj = OpenFileOptions::new()
+            .read_preamble(ReadPreamble::Always)
+            .open_file(self.spool.path(kind, &id))
+            .map_err(|e| e.to_string())?;
+        let edit = radroute_route::Edit::Set {
+            tag: Tag { group: 0x0018, element: 0x0015 },
+            value: body_part.to_string(),
+        };
+        super::edits::apply(&mut obj, &[edit])?;
+        write_processed(&self.spool, &id, &obj)
     }
 
     /// The file cannot be read: route on what the queue knows (no attributes, no label).
@@ -239,6 +399,7 @@ impl Processing {
             label: None,
             note: Some(note),
             destinations: decision.destinations,
+            held: None,
         }
     }
 }
