@@ -164,12 +164,17 @@ impl Default for QueueConfig {
 pub struct AdminConfig {
     /// HTTP listen address (loopback by default); empty disables the admin surface.
     pub listen: String,
+    /// Bearer token (`RADROUTE__ADMIN__TOKEN`): when set and not empty, every admin endpoint
+    /// except `/healthz` requires `Authorization: Bearer <token>`. Never serialized back out.
+    #[serde(skip_serializing)]
+    pub token: Option<String>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             listen: "127.0.0.1:8080".into(),
+            token: None,
         }
     }
 }

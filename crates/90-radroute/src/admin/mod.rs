@@ -1,39 +1,136 @@
-//! The admin HTTP surface (axum), loopback by default: `/healthz` (the process runs),
-//! `/readyz` (spool writable, queue open, model loaded when configured) and `/metrics`
-//! (Prometheus text).
+//! The admin HTTP surface (axum), loopback by default (`[admin] listen`), with an optional
+//! bearer token (`[admin] token`). Documented in docs/admin-api.md and docs/openapi.yaml.
+//!
+//! * `GET /healthz`: the process runs (never needs the token, for liveness probes).
+//! * `GET /readyz`: spool writable, queue open, model loaded when configured (503 otherwise).
+//! * `GET /metrics`: Prometheus text; queue gauges are read at scrape time ([`telemetry`]).
+//! * `/api/v1/...`: jobs (list, counts, retry, drop, retry dead letters), instance and study
+//!   look-ups, and this API's OpenAPI document ([`api`]).
+//!
+//! Every queue call runs on the blocking pool (`spawn_blocking`): the queue is synchronous
+//! SQLite. The queue's types are deliberately not `Serialize`; the JSON shapes (DTOs) live
+//! here, in [`api`].
 
-use std::sync::{Arc, OnceLock};
+mod api;
+mod auth;
+pub mod telemetry;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::middleware;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use radroute_queue::UnixMillis;
+use radroute_queue::ForwardQueue;
+use radroute_spool::Spool;
 
+use crate::config::AdminConfig;
 use crate::node::NodeState;
 
-static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+pub use telemetry::prometheus;
 
-/// Installs the global Prometheus recorder once; later calls reuse it.
-pub fn prometheus() -> Option<&'static PrometheusHandle> {
-    PROMETHEUS
-        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
-        .as_ref()
+/// The OpenAPI description of every route below, served at `/api/v1/openapi.yaml`.
+pub const OPENAPI_YAML: &str = include_str!("../../../../docs/openapi.yaml");
+
+/// What the admin handlers need. Built from the node's [`NodeState`] by [`router_with`]; the
+/// tests build it directly.
+#[derive(Clone)]
+pub struct AdminState {
+    /// Instance files (readiness probe, free space gauge).
+    pub spool: Arc<Spool>,
+    /// The forward queue.
+    pub queue: Arc<dyn ForwardQueue>,
+    /// `Some(true)` when labelling is configured and its model loaded, `Some(false)` when it
+    /// is configured but not loaded (not ready), `None` when labelling is not configured.
+    pub model_loaded: Arc<dyn Fn() -> Option<bool> + Send + Sync>,
+    /// Bearer token; `None` (or empty) means no authentication.
+    pub token: Option<Arc<str>>,
 }
 
-/// The admin routes.
-pub fn router(state: Arc<NodeState>) -> Router {
+impl AdminState {
+    /// The admin state of a running node, with the token from `[admin]`.
+    pub fn from_node(node: Arc<NodeState>, cfg: &AdminConfig) -> AdminState {
+        let spool = node.spool.clone();
+        let queue = node.queue.clone();
+        AdminState {
+            spool,
+            queue,
+            model_loaded: Arc::new(move || node.model_loaded),
+            token: cfg
+                .token
+                .as_deref()
+                .filter(|t| !t.trim().is_empty())
+                .map(Arc::from),
+        }
+    }
+}
+
+/// The admin routes of a node, protected by `cfg.token` when it is set.
+pub fn router_with(state: Arc<NodeState>, cfg: &AdminConfig) -> Router {
+    build(AdminState::from_node(state, cfg))
+}
+
+/// Every route but `/healthz`, with the HTTP method(s) as written in docs/openapi.yaml. The
+/// router is built from this table, and a unit test checks it against the OpenAPI document.
+fn protected_routes() -> Vec<(&'static str, &'static [&'static str], MethodRouter<AdminState>)> {
+    vec![
+        ("/readyz", &["get"], get(readyz)),
+        ("/metrics", &["get"], get(telemetry::metrics_text)),
+        ("/api/v1/openapi.yaml", &["get"], get(openapi)),
+        ("/api/v1/jobs", &["get"], get(api::list_jobs)),
+        ("/api/v1/jobs/counts", &["get"], get(api::counts)),
+        ("/api/v1/jobs/retry-dead", &["post"], post(api::retry_dead)),
+        ("/api/v1/jobs/{id}/retry", &["post"], post(api::retry_job)),
+        ("/api/v1/jobs/{id}/drop", &["post"], post(api::drop_job)),
+        ("/api/v1/instances/{id}", &["get"], get(api::instance)),
+        (
+            "/api/v1/studies/{study_instance_uid}",
+            &["get"],
+            get(api::study),
+        ),
+    ]
+}
+
+/// Routes that never need the token.
+fn public_routes() -> Vec<(&'static str, &'static [&'static str], MethodRouter<AdminState>)> {
+    vec![("/healthz", &["get"], get(healthz))]
+}
+
+/// Builds the router from an [`AdminState`].
+pub fn build(state: AdminState) -> Router {
     let _ = prometheus();
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
+    let mut protected = Router::new();
+    for (path, _, method_router) in protected_routes() {
+        protected = protected.route(path, method_router);
+    }
+    let protected =
+        protected.route_layer(middleware::from_fn_with_state(state.clone(), auth::require));
+    let mut public = Router::new();
+    for (path, _, method_router) in public_routes() {
+        public = public.route(path, method_router);
+    }
+    public
+        .merge(protected)
+        .fallback(api::not_found)
         .with_state(state)
 }
 
-async fn readyz(State(state): State<Arc<NodeState>>) -> impl IntoResponse {
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/yaml; charset=utf-8")],
+        OPENAPI_YAML,
+    )
+}
+
+async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
     let s = state.clone();
     let checks = tokio::task::spawn_blocking(move || {
         let mut problems = Vec::new();
@@ -47,7 +144,7 @@ async fn readyz(State(state): State<Arc<NodeState>>) -> impl IntoResponse {
         if let Err(e) = s.queue.counts() {
             problems.push(format!("queue: {e}"));
         }
-        if s.model_loaded == Some(false) {
+        if (s.model_loaded)() == Some(false) {
             problems.push("model not loaded".into());
         }
         problems
@@ -61,34 +158,5 @@ async fn readyz(State(state): State<Arc<NodeState>>) -> impl IntoResponse {
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready:\n{}\n", checks.join("\n")),
         )
-    }
-}
-
-async fn metrics_text(State(state): State<Arc<NodeState>>) -> impl IntoResponse {
-    let s = state.clone();
-    // Queue depth is read at scrape time, so it is never stale.
-    let _ = tokio::task::spawn_blocking(move || {
-        if let Ok(counts) = s.queue.counts() {
-            for (dest, c) in &counts.per_destination {
-                for (state, n) in [("queued", c.queued), ("in_flight", c.in_flight), ("delivered", c.delivered), ("dead", c.dead)] {
-                    metrics::gauge!("radroute_queue_jobs", "destination" => dest.clone(), "state" => state).set(n as f64);
-                }
-            }
-            for (state, n) in [("received", counts.instances.received), ("routed", counts.instances.routed), ("done", counts.instances.done)] {
-                metrics::gauge!("radroute_queue_instances", "state" => state).set(n as f64);
-            }
-        }
-        if let Ok(free) = s.spool.free_bytes() {
-            metrics::gauge!("radroute_spool_free_bytes").set(free as f64);
-        }
-        let _ = UnixMillis::now();
-    })
-    .await;
-    match prometheus() {
-        Some(handle) => (StatusCode::OK, handle.render()),
-        None => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "metrics recorder unavailable\n".into(),
-        ),
     }
 }

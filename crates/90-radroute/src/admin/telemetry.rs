@@ -1,0 +1,169 @@
+//! Prometheus metrics: the global recorder, the metric names and their help texts, small
+//! helpers for the data path, and the `/metrics` handler. The queue and spool gauges are read
+//! at scrape time, so they are never stale. docs/admin-api.md lists every metric.
+
+use std::sync::OnceLock;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use super::AdminState;
+
+/// Associations, by `outcome` (`accepted`, `rejected`). Counter.
+pub const ASSOCIATIONS: &str = "radroute_associations_total";
+/// Instances received and acknowledged (spooled and queued). Counter.
+pub const INSTANCES_RECEIVED: &str = "radroute_instances_received_total";
+/// Bytes received. Counter.
+pub const BYTES_RECEIVED: &str = "radroute_bytes_received_total";
+/// C-STOREs refused, by `reason`. Counter.
+pub const STORE_REFUSED: &str = "radroute_store_refused_total";
+/// Forward attempts by `destination` and `outcome` (`delivered`, `retry`, `dead`). Counter.
+pub const FORWARD: &str = "radroute_forward_total";
+/// Labels written, by `label`. Counter.
+pub const LABELS: &str = "radroute_labels_total";
+/// Abstentions (no label written), by `reason`. Counter.
+pub const ABSTENTIONS: &str = "radroute_abstentions_total";
+/// Stage latency in seconds, by `stage`. Histogram.
+pub const STAGE_SECONDS: &str = "radroute_stage_seconds";
+/// 1 for the ONNX Runtime execution provider in use, by `provider`. Gauge.
+pub const EXECUTION_PROVIDER: &str = "radroute_execution_provider";
+/// 1 when the model is loaded, 0 when configured but not loaded (absent when not
+/// configured). Gauge, read at scrape time.
+pub const MODEL_LOADED: &str = "radroute_model_loaded";
+/// Jobs by `destination` and `state`. Gauge, read at scrape time.
+pub const QUEUE_JOBS: &str = "radroute_queue_jobs";
+/// Instances by `state`. Gauge, read at scrape time.
+pub const QUEUE_INSTANCES: &str = "radroute_queue_instances";
+/// Free bytes on the spool's file system. Gauge, read at scrape time.
+pub const SPOOL_FREE_BYTES: &str = "radroute_spool_free_bytes";
+
+/// Histogram buckets of [`STAGE_SECONDS`] (1 ms to 1 min).
+pub const STAGE_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the global Prometheus recorder once (with the stage histogram buckets and the
+/// help texts); later calls reuse it. `None` if another recorder was installed first.
+pub fn prometheus() -> Option<&'static PrometheusHandle> {
+    PROMETHEUS
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(STAGE_SECONDS.into()), STAGE_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let handle = builder.install_recorder().ok()?;
+            describe();
+            Some(handle)
+        })
+        .as_ref()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(ASSOCIATIONS, "DICOM associations by outcome (accepted, rejected)");
+    describe_counter!(INSTANCES_RECEIVED, "Instances received and acknowledged");
+    describe_counter!(BYTES_RECEIVED, Unit::Bytes, "Bytes received");
+    describe_counter!(STORE_REFUSED, "C-STORE requests refused, by reason");
+    describe_counter!(
+        FORWARD,
+        "Forward attempts by destination and outcome (delivered, retry, dead)"
+    );
+    describe_counter!(LABELS, "Body-part labels written, by label");
+    describe_counter!(ABSTENTIONS, "Instances left unlabelled, by reason");
+    describe_histogram!(STAGE_SECONDS, Unit::Seconds, "Latency of a pipeline stage");
+    describe_gauge!(
+        EXECUTION_PROVIDER,
+        "1 for the ONNX Runtime execution provider in use"
+    );
+    describe_gauge!(MODEL_LOADED, "1 when the body-part model is loaded");
+    describe_gauge!(QUEUE_JOBS, "Forward jobs by destination and state");
+    describe_gauge!(QUEUE_INSTANCES, "Instances by pipeline state");
+    describe_gauge!(SPOOL_FREE_BYTES, Unit::Bytes, "Free space of the spool file system");
+}
+
+/// Helpers for the data path, so the names and labels stay those documented.
+#[allow(dead_code)] // wired by the node (integrator) one by one
+pub mod record {
+    use super::*;
+
+    /// An association was accepted (`true`) or rejected.
+    pub fn association(accepted: bool) {
+        let outcome = if accepted { "accepted" } else { "rejected" };
+        metrics::counter!(ASSOCIATIONS, "outcome" => outcome).increment(1);
+    }
+
+    /// An instance was acknowledged.
+    pub fn instance_received(bytes: u64) {
+        metrics::counter!(INSTANCES_RECEIVED).increment(1);
+        metrics::counter!(BYTES_RECEIVED).increment(bytes);
+    }
+
+    /// Processing wrote `label`.
+    pub fn label(label: &str) {
+        metrics::counter!(LABELS, "label" => label.to_ascii_uppercase()).increment(1);
+    }
+
+    /// Processing wrote no label (`reason`: `abstained`, `no_model`, `decode_error`, ...).
+    pub fn abstention(reason: &'static str) {
+        metrics::counter!(ABSTENTIONS, "reason" => reason).increment(1);
+    }
+
+    /// The execution provider the model runs on (`cpu`, `cuda`, ...); call once at start-up.
+    pub fn execution_provider(provider: &str) {
+        metrics::gauge!(EXECUTION_PROVIDER, "provider" => provider.to_ascii_lowercase()).set(1.0);
+    }
+
+    /// A stage took `seconds`.
+    pub fn stage(stage: &'static str, seconds: f64) {
+        metrics::histogram!(STAGE_SECONDS, "stage" => stage).record(seconds);
+    }
+}
+
+/// `GET /metrics`.
+pub async fn metrics_text(State(state): State<AdminState>) -> impl IntoResponse {
+    let s = state.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Ok(counts) = s.queue.counts() {
+            for (dest, c) in &counts.per_destination {
+                for (state, n) in [
+                    ("queued", c.queued),
+                    ("in_flight", c.in_flight),
+                    ("delivered", c.delivered),
+                    ("dead", c.dead),
+                ] {
+                    metrics::gauge!(QUEUE_JOBS, "destination" => dest.clone(), "state" => state)
+                        .set(n as f64);
+                }
+            }
+            for (state, n) in [
+                ("received", counts.instances.received),
+                ("routed", counts.instances.routed),
+                ("done", counts.instances.done),
+            ] {
+                metrics::gauge!(QUEUE_INSTANCES, "state" => state).set(n as f64);
+            }
+        }
+        if let Ok(free) = s.spool.free_bytes() {
+            metrics::gauge!(SPOOL_FREE_BYTES).set(free as f64);
+        }
+        if let Some(loaded) = (s.model_loaded)() {
+            metrics::gauge!(MODEL_LOADED).set(if loaded { 1.0 } else { 0.0 });
+        }
+    })
+    .await;
+    match prometheus() {
+        Some(handle) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            handle.render(),
+        ),
+        None => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "metrics recorder unavailable\n".into(),
+        ),
+    }
+}
