@@ -10,8 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use radroute_queue::{
-    Counts, InstanceDetail, JobCounts, JobFilter, JobId, JobState, JobView, QueueError,
-    UnixMillis,
+    Counts, InstanceDetail, JobCounts, JobFilter, JobId, JobState, JobView, QueueError, UnixMillis,
 };
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -358,7 +357,9 @@ pub async fn list_jobs(
             .ok()
             .filter(|n| (1..=MAX_LIMIT).contains(n))
             .ok_or_else(|| {
-                ApiError::bad_request(format!("limit {text:?} is not an integer in 1..={MAX_LIMIT}"))
+                ApiError::bad_request(format!(
+                    "limit {text:?} is not an integer in 1..={MAX_LIMIT}"
+                ))
             })?,
     };
     let filter = JobFilter {
@@ -399,7 +400,10 @@ pub async fn drop_job(
     Path(id): Path<String>,
 ) -> ApiResult<JobActionDto> {
     let id = parse_job_id(&id)?;
-    blocking(&state, move |queue| Ok(queue.drop_job(id, UnixMillis::now())?)).await?;
+    blocking(&state, move |queue| {
+        Ok(queue.drop_job(id, UnixMillis::now())?)
+    })
+    .await?;
     info!(job = id, "admin API: job dropped");
     Ok(Json(JobActionDto {
         id,

@@ -76,7 +76,11 @@ pub fn router_with(state: Arc<NodeState>, cfg: &AdminConfig) -> Router {
 
 /// Every route but `/healthz`, with the HTTP method(s) as written in docs/openapi.yaml. The
 /// router is built from this table, and a unit test checks it against the OpenAPI document.
-fn protected_routes() -> Vec<(&'static str, &'static [&'static str], MethodRouter<AdminState>)> {
+fn protected_routes() -> Vec<(
+    &'static str,
+    &'static [&'static str],
+    MethodRouter<AdminState>,
+)> {
     vec![
         ("/readyz", &["get"], get(readyz)),
         ("/metrics", &["get"], get(telemetry::metrics_text)),
@@ -96,7 +100,11 @@ fn protected_routes() -> Vec<(&'static str, &'static [&'static str], MethodRoute
 }
 
 /// Routes that never need the token.
-fn public_routes() -> Vec<(&'static str, &'static [&'static str], MethodRouter<AdminState>)> {
+fn public_routes() -> Vec<(
+    &'static str,
+    &'static [&'static str],
+    MethodRouter<AdminState>,
+)> {
     vec![("/healthz", &["get"], get(healthz))]
 }
 

@@ -63,7 +63,10 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!(ASSOCIATIONS, "DICOM associations by outcome (accepted, rejected)");
+    describe_counter!(
+        ASSOCIATIONS,
+        "DICOM associations by outcome (accepted, rejected)"
+    );
     describe_counter!(INSTANCES_RECEIVED, "Instances received and acknowledged");
     describe_counter!(BYTES_RECEIVED, Unit::Bytes, "Bytes received");
     describe_counter!(STORE_REFUSED, "C-STORE requests refused, by reason");
@@ -81,7 +84,11 @@ fn describe() {
     describe_gauge!(MODEL_LOADED, "1 when the body-part model is loaded");
     describe_gauge!(QUEUE_JOBS, "Forward jobs by destination and state");
     describe_gauge!(QUEUE_INSTANCES, "Instances by pipeline state");
-    describe_gauge!(SPOOL_FREE_BYTES, Unit::Bytes, "Free space of the spool file system");
+    describe_gauge!(
+        SPOOL_FREE_BYTES,
+        Unit::Bytes,
+        "Free space of the spool file system"
+    );
 }
 
 /// Helpers for the data path, so the names and labels stay those documented.
@@ -157,7 +164,10 @@ pub async fn metrics_text(State(state): State<AdminState>) -> impl IntoResponse 
     match prometheus() {
         Some(handle) => (
             StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
             handle.render(),
         ),
         None => (

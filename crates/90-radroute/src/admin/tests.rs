@@ -24,8 +24,7 @@ async fn start(token: Option<&str>, model_loaded: Option<bool>) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let spool = Arc::new(Spool::open(&dir.path().join("spool")).expect("spool"));
     let queue = Arc::new(
-        SqliteQueue::open(&dir.path().join("queue.sqlite"), RetryPolicy::default())
-            .expect("queue"),
+        SqliteQueue::open(&dir.path().join("queue.sqlite"), RetryPolicy::default()).expect("queue"),
     );
     let state = AdminState {
         spool,
@@ -214,7 +213,13 @@ async fn rest_endpoints_and_metrics_over_http() {
     let f = start(None, Some(true)).await;
     let q: &dyn ForwardQueue = f.queue.as_ref();
     let study = "1.2.826.0.1.3680043.8.498.77";
-    add(q, "inst-knee", study, Some("KNEE"), &["t1-pacs", "t1-review"]);
+    add(
+        q,
+        "inst-knee",
+        study,
+        Some("KNEE"),
+        &["t1-pacs", "t1-review"],
+    );
     add(q, "inst-none", study, None, &["t1-review"]);
 
     let r = http(f.addr, "GET", "/healthz", None).await;
@@ -225,9 +230,18 @@ async fn rest_endpoints_and_metrics_over_http() {
     // list, filters, bad parameters
     let r = http(f.addr, "GET", "/api/v1/jobs", None).await;
     assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap_or("").starts_with("application/json"));
+    assert!(r
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("application/json"));
     assert_eq!(r.json().as_array().expect("array").len(), 3);
-    let r = http(f.addr, "GET", "/api/v1/jobs?state=queued&destination=t1-pacs&limit=5", None).await;
+    let r = http(
+        f.addr,
+        "GET",
+        "/api/v1/jobs?state=queued&destination=t1-pacs&limit=5",
+        None,
+    )
+    .await;
     let jobs = r.json();
     assert_eq!(jobs.as_array().expect("array").len(), 1);
     assert_eq!(jobs[0]["destination"], "t1-pacs");
@@ -265,17 +279,32 @@ async fn rest_endpoints_and_metrics_over_http() {
     // errors: unknown job, bad id, wrong state, wrong method, unknown endpoint
     let r = http(f.addr, "POST", "/api/v1/jobs/999999/retry", None).await;
     assert_eq!(r.status, 404);
-    assert!(r.json()["error"].as_str().expect("error").contains("999999"));
+    assert!(r.json()["error"]
+        .as_str()
+        .expect("error")
+        .contains("999999"));
     let r = http(f.addr, "POST", "/api/v1/jobs/999999/drop", None).await;
     assert_eq!(r.status, 404);
     let r = http(f.addr, "POST", "/api/v1/jobs/abc/retry", None).await;
     assert_eq!(r.status, 400);
     r.json();
     let delivered = complete(q, "t1-pacs", Outcome::Delivered { status: 0 });
-    let r = http(f.addr, "POST", &format!("/api/v1/jobs/{delivered}/drop"), None).await;
+    let r = http(
+        f.addr,
+        "POST",
+        &format!("/api/v1/jobs/{delivered}/drop"),
+        None,
+    )
+    .await;
     assert_eq!(r.status, 409, "{}", r.body);
     r.json();
-    let r = http(f.addr, "GET", &format!("/api/v1/jobs/{delivered}/drop"), None).await;
+    let r = http(
+        f.addr,
+        "GET",
+        &format!("/api/v1/jobs/{delivered}/drop"),
+        None,
+    )
+    .await;
     assert_eq!(r.status, 405);
     let r = http(f.addr, "GET", "/api/v1/nothing-here", None).await;
     assert_eq!(r.status, 404);
@@ -286,11 +315,29 @@ async fn rest_endpoints_and_metrics_over_http() {
     let r = http(f.addr, "POST", &format!("/api/v1/jobs/{review}/drop"), None).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["state"], "dead");
-    let r = http(f.addr, "GET", "/api/v1/jobs?state=dead&destination=t1-review", None).await;
+    let r = http(
+        f.addr,
+        "GET",
+        "/api/v1/jobs?state=dead&destination=t1-review",
+        None,
+    )
+    .await;
     assert_eq!(r.json()[0]["last_error"], "dropped by operator");
-    let r = http(f.addr, "POST", "/api/v1/jobs/retry-dead?destination=t1-pacs", None).await;
+    let r = http(
+        f.addr,
+        "POST",
+        "/api/v1/jobs/retry-dead?destination=t1-pacs",
+        None,
+    )
+    .await;
     assert_eq!(r.json()["retried"], 0);
-    let r = http(f.addr, "POST", "/api/v1/jobs/retry-dead?destination=t1-review", None).await;
+    let r = http(
+        f.addr,
+        "POST",
+        "/api/v1/jobs/retry-dead?destination=t1-review",
+        None,
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["retried"], 1);
     assert_eq!(r.json()["destination"], "t1-review");
@@ -335,7 +382,10 @@ async fn rest_endpoints_and_metrics_over_http() {
     // metrics: queue gauges read at scrape time
     let r = http(f.addr, "GET", "/metrics", None).await;
     assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap_or("").starts_with("text/plain"));
+    assert!(r
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("text/plain"));
     let gauge = |dest: &str, state: &str| -> Option<f64> {
         r.body
             .lines()
@@ -350,7 +400,12 @@ async fn rest_endpoints_and_metrics_over_http() {
     assert_eq!(gauge("t1-pacs", "delivered"), Some(1.0), "{}", r.body);
     assert_eq!(gauge("t1-review", "queued"), Some(2.0), "{}", r.body);
     assert_eq!(gauge("t1-review", "dead"), Some(0.0), "{}", r.body);
-    assert!(r.body.contains("radroute_queue_instances{state=\"routed\"}"), "{}", r.body);
+    assert!(
+        r.body
+            .contains("radroute_queue_instances{state=\"routed\"}"),
+        "{}",
+        r.body
+    );
     assert!(r.body.contains("radroute_spool_free_bytes"), "{}", r.body);
     assert!(r.body.contains("# HELP radroute_queue_jobs"), "{}", r.body);
 
@@ -362,7 +417,13 @@ async fn rest_endpoints_and_metrics_over_http() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_guards_everything_but_healthz() {
     let f = start(Some("s3cret-token"), None).await;
-    add(f.queue.as_ref(), "inst-1", "1.2.3.4", Some("HAND"), &["t2-pacs"]);
+    add(
+        f.queue.as_ref(),
+        "inst-1",
+        "1.2.3.4",
+        Some("HAND"),
+        &["t2-pacs"],
+    );
 
     let r = http(f.addr, "GET", "/healthz", None).await;
     assert_eq!(r.status, 200);
@@ -392,7 +453,13 @@ async fn the_token_guards_everything_but_healthz() {
         job,
         "a refused request changes nothing"
     );
-    let r = http(f.addr, "POST", "/api/v1/jobs/retry-dead", Some("s3cret-token")).await;
+    let r = http(
+        f.addr,
+        "POST",
+        "/api/v1/jobs/retry-dead",
+        Some("s3cret-token"),
+    )
+    .await;
     assert_eq!(r.status, 200);
 }
 
