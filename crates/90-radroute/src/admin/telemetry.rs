@@ -11,9 +11,11 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::AdminState;
 
-/// Associations, by `outcome` (`accepted`, `rejected`). Counter.
+/// Associations, by `outcome` (`accepted`, `rejected`). Counter (recorded by radroute-receive).
 pub const ASSOCIATIONS: &str = "radroute_associations_total";
-/// Instances received and acknowledged (spooled and queued). Counter.
+/// Associations open now. Gauge (recorded by radroute-receive).
+pub const ASSOCIATIONS_ACTIVE: &str = "radroute_associations_active";
+/// C-STORE requests by `outcome` (`stored`, `refused`). Counter (recorded by radroute-receive).
 pub const INSTANCES_RECEIVED: &str = "radroute_instances_received_total";
 /// Bytes received. Counter.
 pub const BYTES_RECEIVED: &str = "radroute_bytes_received_total";
@@ -21,6 +23,10 @@ pub const BYTES_RECEIVED: &str = "radroute_bytes_received_total";
 pub const STORE_REFUSED: &str = "radroute_store_refused_total";
 /// Forward attempts by `destination` and `outcome` (`delivered`, `retry`, `dead`). Counter.
 pub const FORWARD: &str = "radroute_forward_total";
+/// Studies routed by study-scope routes. Counter.
+pub const STUDIES_ROUTED: &str = "radroute_studies_routed_total";
+/// Configuration reloads (SIGHUP). Counter.
+pub const CONFIG_RELOADS: &str = "radroute_config_reloads_total";
 /// Labels written, by `label`. Counter.
 pub const LABELS: &str = "radroute_labels_total";
 /// Abstentions (no label written), by `reason`. Counter.
@@ -67,13 +73,19 @@ fn describe() {
         ASSOCIATIONS,
         "DICOM associations by outcome (accepted, rejected)"
     );
-    describe_counter!(INSTANCES_RECEIVED, "Instances received and acknowledged");
+    describe_gauge!(ASSOCIATIONS_ACTIVE, "DICOM associations open now");
+    describe_counter!(
+        INSTANCES_RECEIVED,
+        "C-STORE requests by outcome (stored: spooled, queued and acknowledged; refused)"
+    );
     describe_counter!(BYTES_RECEIVED, Unit::Bytes, "Bytes received");
     describe_counter!(STORE_REFUSED, "C-STORE requests refused, by reason");
     describe_counter!(
         FORWARD,
         "Forward attempts by destination and outcome (delivered, retry, dead)"
     );
+    describe_counter!(STUDIES_ROUTED, "Studies routed by study-scope routes");
+    describe_counter!(CONFIG_RELOADS, "Configuration reloads (SIGHUP)");
     describe_counter!(LABELS, "Body-part labels written, by label");
     describe_counter!(ABSTENTIONS, "Instances left unlabelled, by reason");
     describe_histogram!(STAGE_SECONDS, Unit::Seconds, "Latency of a pipeline stage");
@@ -95,18 +107,6 @@ fn describe() {
 #[allow(dead_code)] // wired by the node (integrator) one by one
 pub mod record {
     use super::*;
-
-    /// An association was accepted (`true`) or rejected.
-    pub fn association(accepted: bool) {
-        let outcome = if accepted { "accepted" } else { "rejected" };
-        metrics::counter!(ASSOCIATIONS, "outcome" => outcome).increment(1);
-    }
-
-    /// An instance was acknowledged.
-    pub fn instance_received(bytes: u64) {
-        metrics::counter!(INSTANCES_RECEIVED).increment(1);
-        metrics::counter!(BYTES_RECEIVED).increment(bytes);
-    }
 
     /// Processing wrote `label`.
     pub fn label(label: &str) {
