@@ -1,0 +1,86 @@
+//! dcmtk storescp as a destination sink: accepts every transfer syntax (`+xa`) and writes
+//! `<modality>.<SOPInstanceUID>` files into its folder.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::ports::is_listening;
+use crate::process::Daemon;
+
+/// A running storescp.
+pub struct StoreScp {
+    /// AE title it answers as.
+    pub ae_title: String,
+    /// Loopback port.
+    pub port: u16,
+    /// Where received files go.
+    pub dir: PathBuf,
+    daemon: Daemon,
+}
+
+impl StoreScp {
+    /// Starts storescp on `port` with files under `dir` (created) and waits for the port.
+    pub fn start(dir: &Path, ae_title: &str, port: u16) -> StoreScp {
+        std::fs::create_dir_all(dir).expect("create storescp dir");
+        let mut cmd = Command::new(crate::dcmtk::tool("storescp"));
+        cmd.env("TCP_NODELAY", "1")
+            .args(["-aet", ae_title, "+xa", "-od"])
+            .arg(dir)
+            .arg(port.to_string());
+        let log = dir.with_extension("log");
+        let mut daemon = Daemon::spawn("storescp", cmd, &log);
+        crate::wait_for(
+            Duration::from_secs(15),
+            Duration::from_millis(50),
+            || {
+                if let Some(st) = daemon.try_exited() {
+                    panic!("storescp exited: {st}\n{}", daemon.log_tail(20));
+                }
+                is_listening(port).then_some(())
+            },
+            || format!("storescp not listening on {port}: {}", crate::file_tail(&log, 20)),
+        );
+        StoreScp {
+            ae_title: ae_title.into(),
+            port,
+            dir: dir.to_path_buf(),
+            daemon,
+        }
+    }
+
+    /// SOP Instance UIDs of the files received so far (from the file names).
+    pub fn received(&self) -> BTreeSet<String> {
+        received_in(&self.dir)
+    }
+
+    /// The received file for `sop_instance_uid`, if any.
+    pub fn file_for(&self, sop_instance_uid: &str) -> Option<PathBuf> {
+        std::fs::read_dir(&self.dir).ok()?.flatten().find_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            (name.split_once('.').map(|(_, uid)| uid) == Some(sop_instance_uid)).then(|| e.path())
+        })
+    }
+
+    /// Its log tail.
+    pub fn log_tail(&self, n: usize) -> String {
+        self.daemon.log_tail(n)
+    }
+}
+
+/// SOP Instance UIDs of storescp's files in `dir` (`<modality>.<uid>`; temp files skipped).
+pub fn received_in(dir: &Path) -> BTreeSet<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return BTreeSet::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let (_, uid) = name.split_once('.')?;
+            (uid.chars().next()?.is_ascii_digit() && !name.ends_with(".tmp"))
+                .then(|| uid.to_string())
+        })
+        .collect()
+}

@@ -1,0 +1,4 @@
+//! radroute end to end, with real peers over loopback (see the harness in tests/src).
+//! Build the binary first: `cargo build -p radroute && cargo test -p radroute-e2e`.
+
+mod smoke;
