@@ -160,3 +160,13 @@ pub fn storescu_spawn(
         .args(files);
     crate::process::Daemon::spawn("storescu", cmd, log)
 }
+
+/// `dcmconv +te IN OUT`: re-encodes a file as Explicit VR Little Endian (used to read deflated
+/// originals, which dicom-object cannot read without its `deflate` feature; enabling it here
+/// would change the features of the radroute build itself).
+pub fn to_explicit_le(input: &Path, output: &Path) {
+    let mut cmd = Command::new(tool("dcmconv"));
+    cmd.arg("+te").arg(input).arg(output);
+    let (code, out) = run_bounded(cmd, Duration::from_secs(60));
+    assert_eq!(code, Some(0), "dcmconv +te {}: {out}", input.display());
+}

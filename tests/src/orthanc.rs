@@ -133,6 +133,14 @@ impl Orthanc {
         r.body
     }
 
+    /// DELETE /instances/{id} (several samples share a SOP Instance UID, and Orthanc keeps the
+    /// first copy it receives).
+    pub fn delete(&self, id: &str) {
+        let r = http::request("DELETE", self.http_port, &format!("/instances/{id}"), None, Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("Orthanc delete {id}: {e}"));
+        assert_eq!(r.status, 200, "Orthanc delete {id}: HTTP {} {}", r.status, r.text());
+    }
+
     /// GET /instances/{id}/metadata/TransferSyntax (as received).
     pub fn transfer_syntax(&self, id: &str) -> String {
         http::get(self.http_port, &format!("/instances/{id}/metadata/TransferSyntax"))

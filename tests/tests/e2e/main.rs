@@ -2,3 +2,4 @@
 //! Build the binary first: `cargo build -p radroute && cargo test -p radroute-e2e`.
 
 mod smoke;
+mod transfer_syntaxes;
