@@ -117,3 +117,51 @@ pub fn file_tail(path: &Path, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+/// One synthetic instance written by gen_corpus.py.
+#[derive(Debug, Clone)]
+pub struct CorpusFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Its SOP Instance UID.
+    pub sop_instance_uid: String,
+}
+
+/// Generates `count` synthetic CR/DX files (uncompressed Explicit VR LE, deterministic per
+/// seed) with `<workspace>/../shared/peers/gen_corpus.py` into `dir`; returns them in name order.
+pub fn gen_corpus(dir: &Path, count: usize, rows: u32, cols: u32, seed: u64) -> Vec<CorpusFile> {
+    let script = shared_dir().join("peers").join("gen_corpus.py");
+    assert!(script.is_file(), "{} is missing", script.display());
+    let mut cmd = std::process::Command::new(python::python());
+    cmd.arg(&script)
+        .arg("--out")
+        .arg(dir)
+        .args(["--count", &count.to_string()])
+        .args(["--rows", &rows.to_string(), "--cols", &cols.to_string()])
+        .args(["--seed", &seed.to_string()]);
+    let (code, out) = dcmtk::run_bounded(cmd, Duration::from_secs(120));
+    assert_eq!(code, Some(0), "gen_corpus.py failed:\n{out}");
+    // The manifest lands next to the output folder or inside it, depending on the version.
+    let manifest = [dir.join("manifest.csv"), dir.with_file_name("manifest.csv")]
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("gen_corpus.py wrote no manifest.csv:\n{out}"));
+    let text = std::fs::read_to_string(&manifest).expect("read manifest");
+    let mut files: Vec<CorpusFile> = text
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let mut cols = l.split(',');
+            let name = cols.next().expect("file column");
+            let uid = cols.next().expect("sop_instance_uid column");
+            CorpusFile {
+                path: dir.join(name),
+                sop_instance_uid: uid.to_string(),
+            }
+        })
+        .collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    assert_eq!(files.len(), count, "manifest {} lists {} files", manifest.display(), files.len());
+    files
+}

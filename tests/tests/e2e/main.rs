@@ -3,3 +3,4 @@
 
 mod smoke;
 mod transfer_syntaxes;
+mod two_destinations;
