@@ -2,5 +2,6 @@
 //! Build the binary first: `cargo build -p radroute && cargo test -p radroute-e2e`.
 
 mod smoke;
+mod crash_recovery;
 mod transfer_syntaxes;
 mod two_destinations;
