@@ -7,11 +7,11 @@ DATA=${1:?radiographs folder}
 WORK=${2:-/tmp/radroute-bodypart}
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=${PYTHON:-python}
-EPOCHS=${EPOCHS:-30}
+EPOCHS=${EPOCHS:-15}
 for ARCH in mobilenet_v2 resnet18; do
   "$PY" "$HERE/train.py" --data "$DATA" --arch "$ARCH" --epochs "$EPOCHS" --seed 0 --out "$WORK/$ARCH"
 done
 # shortcut probe: the minority source of each class is left out of training and used as test
-"$PY" "$HERE/train.py" --data "$DATA" --arch mobilenet_v2 --epochs 12 --seed 0 --out "$WORK/probe" \
+"$PY" "$HERE/train.py" --data "$DATA" --arch mobilenet_v2 --epochs 8 --seed 0 --out "$WORK/probe" \
   --exclude hand:unifesp,knee:unifesp,shoulder:unifesp,pelvis:ddh_paediatric
 "$PY" "$HERE/ship.py" --data "$DATA" --runs "$WORK" --out "$HERE/../bodypart"

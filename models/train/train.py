@@ -167,7 +167,7 @@ def main(argv=None):
     ap.add_argument("--data", required=True, help="radiographs folder (with MANIFEST.tsv)")
     ap.add_argument("--arch", choices=["mobilenet_v2", "resnet18"], required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--epochs", type=int, default=20, help="views per training image (online augmentation)")
+    ap.add_argument("--epochs", type=int, default=15, help="views per training image (online augmentation)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--seed", type=int, default=0, help="training seed (init, sampling, augmentation)")
@@ -179,6 +179,8 @@ def main(argv=None):
     ap.add_argument("--limit", type=int, default=0, help="use only the first N manifest rows (smoke test)")
     ap.add_argument("--cache-dir", default="/tmp/radroute-train-cache")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-bf16", action="store_true", help="train in float32 (default: bfloat16 autocast on CPU, "
+                    "~1.6-2x faster on CPUs with AVX512-BF16; evaluation and export are float32)")
     a = ap.parse_args(argv)
 
     os.makedirs(a.out, exist_ok=True)
@@ -230,7 +232,9 @@ def main(argv=None):
             bi = idx[b * a.batch:(b + 1) * a.batch]
             x = np.stack([P.step4(P.steps123(A.augment(cache["step0"][train[i]["path"]], rng))) for i in bi])
             xb = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
-            loss = lossf(net(xb), torch.from_numpy(y_train[bi]))
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not a.no_bf16):
+                logits = net(xb)
+            loss = lossf(logits.float(), torch.from_numpy(y_train[bi]))
             opt.zero_grad()
             loss.backward()
             opt.step()
