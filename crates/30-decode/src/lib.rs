@@ -30,5 +30,5 @@ pub use error::DecodeError;
 pub use file_image::load_image_file;
 pub use frame::{decode_frame, RawFrame};
 pub use gray::GrayImage;
-pub use open::{looks_like_dicom, open_dicom};
+pub use open::{load_display, looks_like_dicom, open_dicom};
 pub use preprocess::{preprocess, preprocess_gray, PREPROCESSING_VERSION};

@@ -62,3 +62,15 @@ pub fn looks_like_dicom(path: &Path) -> bool {
         .map(|_| &head[128..132] == b"DICM")
         .unwrap_or(false)
 }
+
+/// Step 0 for any supported file: DICOM (by content, frame 0) or PNG/JPEG.
+///
+/// The CLI's entry point; the daemon, which already holds the parsed object, calls
+/// [`crate::decode_display`] instead.
+pub fn load_display(path: &Path) -> Result<crate::GrayImage, DecodeError> {
+    if looks_like_dicom(path) {
+        crate::decode_display(&open_dicom(path)?)
+    } else {
+        crate::load_image_file(path)
+    }
+}

@@ -10,6 +10,7 @@
 
 mod batching;
 mod error;
+pub mod eval;
 pub mod manifest;
 mod model;
 mod prediction;
