@@ -453,8 +453,9 @@ def sink_arrivals(logfile, sops):
 
 
 def sender_events(logfile, by_path):
-    """Per sender log: [(time, sop)] of "Sending file", number of successful and failed stores."""
-    sends, ok, failed = [], 0, 0
+    """Per sender log: [(time, sop)] of "Sending file", numbers of successful and failed stores,
+    time of the last store response."""
+    sends, ok, failed, last = [], 0, 0, None
     for line in open(logfile, errors="replace").read().splitlines():
         m = TS_RE.match(line)
         if not m:
@@ -465,13 +466,14 @@ def sender_events(logfile, by_path):
             if p in by_path:
                 sends.append((parse_ts(m.group(1)), by_path[p]["sop"]))
         elif msg.startswith("Received Store Response"):
+            last = parse_ts(m.group(1))
             if "(Success" in msg or "(Warning" in msg:
                 ok += 1
             else:
                 failed += 1
         elif "Store Failed" in msg or "No presentation context" in msg or "Association Rejected" in msg:
             failed += 1
-    return sends, ok, failed
+    return sends, ok, failed, last
 
 
 def pct(xs, p):
@@ -548,10 +550,11 @@ def measure(a, corpus, items, profile, path, conc, run_dir, ports):
                                 "-g", "none"], stdout=fh, stderr=subprocess.DEVNULL)
         router.finish()
         # --- results
-        sends, ok, failed = [], 0, 0
+        sends, ok, failed, acked = [], 0, 0, []
         for _, lf in senders:
-            s, o, f = sender_events(lf, by_path)
+            s, o, f, last = sender_events(lf, by_path)
             sends += s; ok += o; failed += f
+            acked += [last] if last else []
         arr = sink_arrivals(sink_log, sops)
         first_arrival = {}
         for t, s in sorted(arr):
@@ -569,7 +572,7 @@ def measure(a, corpus, items, profile, path, conc, run_dir, ports):
                    seconds=round(dur, 3) if dur else None,
                    images_per_s=round(delivered / dur, 2) if dur else None,
                    mb_per_s=round(nbytes / 1e6 / dur, 1) if dur else None,
-                   ack_seconds=round(senders_done - t0, 3) if senders_done else None,
+                   ack_seconds=round(max(acked) - t0, 3) if acked else None,
                    p50_ms=round(1000 * pct(lat, 50), 1) if lat else None,
                    p99_ms=round(1000 * pct(lat, 99), 1) if lat else None,
                    max_ms=round(1000 * max(lat), 1) if lat else None)
@@ -646,16 +649,18 @@ def tables(rows, a):
         if not rs:
             continue
         md += ["", "### %s" % corpus, "",
-               "| conc | path | delivered | images/s | MB/s | p50 ms | p99 ms | peak RSS MB | router CPU s |",
-               "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+               "| conc | path | delivered | images/s | MB/s | ack images/s | p50 ms | p99 ms | peak RSS MB | router CPU s | labelled / abstained |",
+               "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for r in rs:
             if r.get("note"):
-                md.append("| %s | %s %s | **%s** | | | | | | |" % (r["conc"], r["path"], PATHS[r["path"]], r["note"]))
+                md.append("| %s | %s %s | **%s** | | | | | | | | |" % (r["conc"], r["path"], PATHS[r["path"]], r["note"]))
                 continue
-            md.append("| %s | %s %s | %s/%s | %s | %s | %s | %s | %s | %s |" % (
+            ack = r["accepted"] / r["ack_seconds"] if r.get("ack_seconds") else None
+            lab = "%s / %s" % (r["labelled"], r["abstained"]) if r["path"] in "de" and "labelled" in r else ""
+            md.append("| %s | %s %s | %s/%s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 r["conc"], r["path"], PATHS[r["path"]], r["delivered"], r["offered"], fmt(r["images_per_s"]),
-                fmt(r["mb_per_s"]), fmt(r["p50_ms"], 0), fmt(r["p99_ms"], 0), fmt(r.get("peak_rss_mb"), 0),
-                fmt(r.get("router_cpu_s"), 1)))
+                fmt(r["mb_per_s"]), fmt(ack), fmt(r["p50_ms"], 0), fmt(r["p99_ms"], 0),
+                fmt(r.get("peak_rss_mb"), 0), fmt(r.get("router_cpu_s"), 1), lab))
     # ratios of images/s: d and e against a, b, c
     md += ["", "### Ratios (images/s of d and e over a, b, s, c)", "",
            "| corpus | conc | d/a | d/b | d/s | d/c | e/a | e/b | e/s | e/c |",
@@ -731,7 +736,8 @@ def main():
     ap.add_argument("--conc", default="1,4,8", help="concurrent associations, list (default 1,4,8)")
     ap.add_argument("--corpora", default=",".join(CORPORA), help="list of " + ",".join(CORPORA))
     ap.add_argument("--paths", default="a,b,s,c,d,e", help="list of a,b,s,c,d,e (see above)")
-    ap.add_argument("--reps", type=int, default=1, help="repeat each measurement; the table shows the median run")
+    ap.add_argument("--reps", type=int, default=3, help="repeat each measurement (default 3); the table shows "
+                    "the repetition with the median images/s")
     ap.add_argument("--quick", action="store_true", help="smoke run: --count 10 --conc 1 --corpora cr-unc")
     ap.add_argument("--out", default="/tmp/radroute-bench")
     ap.add_argument("--corpus-dir", help="default <out>/corpus")
@@ -750,7 +756,7 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep received files, spools and Orthanc storage")
     a = ap.parse_args()
     if a.quick:
-        a.count, a.conc, a.corpora = 10, "1", "cr-unc"
+        a.count, a.conc, a.corpora, a.reps = 10, "1", "cr-unc", 1
     a.conc = [int(x) for x in str(a.conc).split(",") if x]
     a.corpora = [x for x in a.corpora.split(",") if x]
     a.paths = [x for x in a.paths.split(",") if x]
@@ -793,23 +799,21 @@ def main():
             log("NOT MEASURED: path d, classification not wired yet (%s)" % d_why)
     model_note = a.model if d_ok else "–"
 
-    rows, n_run = [], 0
+    n_run = 0
     fields = ["corpus", "conc", "path", "rep", "offered", "accepted", "send_failed", "delivered", "seconds",
               "ack_seconds", "images_per_s", "mb_per_s", "p50_ms", "p99_ms", "max_ms", "peak_rss_mb",
               "router_cpu_s", "labelled", "abstained", "note"]
     extra = set()
     raw = []
     t_all = time.time()
-    for corpus in a.corpora:
-        items, profile = corpora[corpus]
-        for conc in a.conc:
-            for path in a.paths:
-                if path == "d" and not d_ok:
-                    rows.append(dict(corpus=corpus, conc=conc, path=path, offered=len(items),
-                                     note="NOT MEASURED: classification not wired yet"))
-                    continue
-                reps = []
-                for rep in range(a.reps):
+    # repetitions outermost, paths innermost: slow drift of the machine hits every path alike
+    for rep in range(a.reps):
+        for corpus in a.corpora:
+            items, profile = corpora[corpus]
+            for conc in a.conc:
+                for path in a.paths:
+                    if path == "d" and not d_ok:
+                        continue
                     base = a.base_port + (n_run % 40) * 10
                     ports = dict(sink=base, router=base + 1, admin=base + 2, http=base + 3)
                     n_run += 1
@@ -824,11 +828,19 @@ def main():
                     r["rep"] = rep
                     raw.append(r)
                     extra |= set(r) - set(fields)
-                    reps.append(r)
                     log("%-9s c=%d %s: %s/%s delivered, %s img/s, %s MB/s, p50 %s ms, p99 %s ms, RSS %s MB%s" % (
                         corpus, conc, path, r.get("delivered"), r.get("offered"), r.get("images_per_s"),
                         r.get("mb_per_s"), r.get("p50_ms"), r.get("p99_ms"), r.get("peak_rss_mb"),
                         " " + r["note"] if r.get("note") else ""))
+    rows = []   # per (corpus, conc, path): the repetition with the median images/s
+    for corpus in a.corpora:
+        for conc in a.conc:
+            for path in a.paths:
+                reps = [r for r in raw if (r["corpus"], r["conc"], r["path"]) == (corpus, conc, path)]
+                if path == "d" and not d_ok:
+                    rows.append(dict(corpus=corpus, conc=conc, path=path, offered=len(corpora[corpus][0]),
+                                     note="NOT MEASURED: classification not wired yet"))
+                    continue
                 ok = [r for r in reps if r.get("images_per_s")]
                 rows.append(sorted(ok, key=lambda r: r["images_per_s"])[len(ok) // 2] if ok else reps[-1])
     with open(os.path.join(res, "results.csv"), "w", newline="") as fh:
