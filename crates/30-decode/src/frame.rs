@@ -293,7 +293,8 @@ const NOISE_JUMP_SHARE: f64 = 0.05;
 /// Refuses grayscale frames that look like noise: a corrupt entropy-coded stream that the codec
 /// decoded without complaint must not be classified as if it were an image.
 fn check_plausible(m: &PixelModule, samples: &[f32]) -> Result<(), DecodeError> {
-    if m.spp != 1 || m.cols < 2 {
+    // too few pairs for a meaningful share (a 2x2 image may legitimately be all edges)
+    if m.spp != 1 || m.cols < 2 || (m.rows as usize) * (m.cols as usize) < 64 * 64 {
         return Ok(());
     }
     let (lo, hi) = samples

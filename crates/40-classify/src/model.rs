@@ -61,7 +61,15 @@ impl Model {
         let want_cuda = match opts.device {
             Device::Cpu => false,
             Device::Cuda => true,
-            Device::Auto => gpu_present() && ep::CUDA::is_available().unwrap_or(false),
+            Device::Auto => {
+                let gpu = gpu_present();
+                let provider = ep::CUDA::is_available().unwrap_or(false);
+                if gpu && !provider {
+                    tracing::warn!(library = %rt.library.display(),
+                        "GPU present but this ONNX Runtime has no CUDA provider (install onnxruntime-gpu); using CPU");
+                }
+                gpu && provider
+            }
         };
         let classes: Vec<ClassInfo> = manifest.classes.iter().map(ClassInfo::from).collect();
         let mut members = Vec::new();
