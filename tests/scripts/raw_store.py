@@ -17,6 +17,7 @@ import argparse
 import io
 import struct
 import sys
+import time
 
 from pynetdicom import AE
 from pynetdicom.dimse_primitives import C_STORE
@@ -88,8 +89,14 @@ def main():
     req.AffectedSOPInstanceUID = sop_instance
     req.Priority = 2
     req.DataSet = io.BytesIO(data)
+    # Pause the association's reactor as pynetdicom's own send_c_* do, or it may take the
+    # response off the queue first (and log "Received unexpected C-STORE service message").
+    assoc._reactor_checkpoint.clear()
+    while not assoc._is_paused:
+        time.sleep(0.0001)
     assoc.dimse.send_msg(req, ctx[0].context_id)
     _, rsp = assoc.dimse.get_msg(block=True)
+    assoc._reactor_checkpoint.set()
     if rsp is None or getattr(rsp, "Status", None) is None:
         print("NO_RESPONSE")
         assoc.abort()

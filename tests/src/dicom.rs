@@ -79,3 +79,12 @@ pub fn sop_instance_uid(path: &Path) -> String {
     let obj = open_file(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     clean(obj.meta().media_storage_sop_instance_uid())
 }
+
+/// The raw bytes from the last Pixel Data tag (7FE0,0010 little endian) to the end of the file:
+/// a byte-exact comparison for files dicom-object cannot read (e.g. an over-long UID in the
+/// file meta that a destination wrote from the data set).
+pub fn pixel_tail(path: &Path) -> Option<Vec<u8>> {
+    let bytes = std::fs::read(path).ok()?;
+    let pos = bytes.windows(4).rposition(|w| w == [0xE0, 0x7F, 0x10, 0x00])?;
+    Some(bytes[pos..].to_vec())
+}

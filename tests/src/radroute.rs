@@ -275,6 +275,28 @@ impl Radroute {
         self.launch();
     }
 
+    /// `radroute queue list --json`: one object per job (id, instance, destination, state,
+    /// attempts, sop_instance_uid, last_error, last_status).
+    pub fn queue_list(&self) -> Vec<serde_json::Value> {
+        let out = Command::new(binary())
+            .args(["queue", "list", "--json", "--limit", "10000", "--config"])
+            .arg(&self.config_path)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run radroute queue list");
+        assert!(
+            out.status.success(),
+            "radroute queue list failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.trim_start().starts_with('{'))
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad job JSON {l}: {e}")))
+            .collect()
+    }
+
     /// `radroute queue counts --json`.
     pub fn queue_counts(&self) -> serde_json::Value {
         let out = Command::new(binary())

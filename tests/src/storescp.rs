@@ -78,9 +78,13 @@ pub fn received_in(dir: &Path) -> BTreeSet<String> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().to_string();
-            let (_, uid) = name.split_once('.')?;
-            (uid.chars().next()?.is_ascii_digit() && !name.ends_with(".tmp"))
-                .then(|| uid.to_string())
+            // Modality prefix, then the UID (not always numeric: some samples carry invalid UIDs).
+            let (modality, uid) = name.split_once('.')?;
+            (!modality.is_empty()
+                && modality.chars().all(|c| c.is_ascii_uppercase())
+                && !uid.is_empty()
+                && !name.ends_with(".tmp"))
+            .then(|| uid.to_string())
         })
         .collect()
 }

@@ -3,5 +3,6 @@
 
 mod smoke;
 mod crash_recovery;
+mod malformed;
 mod transfer_syntaxes;
 mod two_destinations;
