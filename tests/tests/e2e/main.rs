@@ -1,8 +1,11 @@
 //! radroute end to end, with real peers over loopback (see the harness in tests/src).
 //! Build the binary first: `cargo build -p radroute && cargo test -p radroute-e2e`.
+//! Each test has its own temp dir and loopback ports, so they run in parallel;
+//! `RADROUTE_E2E_KEEP=1` keeps the temp dirs (logs, spool, peers) for inspection.
 
-mod smoke;
+mod association;
 mod crash_recovery;
+mod env_override;
 mod malformed;
 mod transfer_syntaxes;
 mod two_destinations;
