@@ -24,6 +24,10 @@ const JPEG_LOSSLESS: [&str; 2] = ["1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4
 /// the EOI/EOC marker `FF D9`.
 const MARKER_CODECS: &str = "1.2.840.10008.1.2.4.";
 
+/// Largest frame (rows × columns × samples) decoded; a bigger header is refused before any
+/// codec allocates for it (a mammogram is about 14 M samples).
+const MAX_SAMPLES: u64 = 1 << 27;
+
 /// The stored samples of one frame, before any Modality LUT or VOI.
 #[derive(Debug, Clone)]
 pub struct RawFrame {
@@ -138,6 +142,12 @@ fn read_module(obj: &FileDicomObject<InMemDicomObject>) -> Result<PixelModule, D
         return Err(DecodeError::UnsupportedPixelFormat {
             uid,
             detail: format!("BitsAllocated {bits_allocated}"),
+        });
+    }
+    if u64::from(rows) * u64::from(cols) * u64::from(spp) > MAX_SAMPLES {
+        return Err(DecodeError::UnsupportedPixelFormat {
+            uid,
+            detail: format!("{cols}x{rows}x{spp} samples exceed the {MAX_SAMPLES} limit"),
         });
     }
     if bits_stored == 0 || bits_stored > bits_allocated {

@@ -32,3 +32,11 @@ pub use frame::{decode_frame, RawFrame};
 pub use gray::GrayImage;
 pub use open::{load_display, looks_like_dicom, open_dicom};
 pub use preprocess::{preprocess, preprocess_gray, PREPROCESSING_VERSION};
+
+/// Frame 0 of a DICOM object to the model input `[3, 224, 224]` (steps 0–4): what the daemon
+/// hands to the classifier.
+pub fn model_input(
+    obj: &dicom_object::FileDicomObject<dicom_object::InMemDicomObject>,
+) -> Result<Vec<f32>, DecodeError> {
+    decode_display(obj).map(|img| preprocess(&img))
+}

@@ -59,7 +59,11 @@ pub(crate) fn first_lut(
         return Err(invalid(format!("LUT Descriptor {desc:?}")));
     };
     // a US value of 0 entries means 65536; the first mapped value is SS when the input is signed
-    let n = if n == 0 { 65536 } else { n as usize };
+    let n = match n {
+        0 => 65536,
+        1..=65535 => n as usize,
+        _ => return Err(invalid(format!("LUT Descriptor entries {n}"))),
+    };
     let first = if signed_input && first > 32767 {
         first - 65536
     } else {

@@ -63,12 +63,17 @@ pub fn looks_like_dicom(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Step 0 for any supported file: DICOM (by content, frame 0) or PNG/JPEG.
+/// Step 0 for any supported file: DICOM (by content or a `.dcm`/`.dicom` extension, frame 0)
+/// or PNG/JPEG.
 ///
 /// The CLI's entry point; the daemon, which already holds the parsed object, calls
 /// [`crate::decode_display`] instead.
 pub fn load_display(path: &Path) -> Result<crate::GrayImage, DecodeError> {
-    if looks_like_dicom(path) {
+    let dicom_ext = path
+        .extension()
+        .map(|e| e.eq_ignore_ascii_case("dcm") || e.eq_ignore_ascii_case("dicom"))
+        .unwrap_or(false);
+    if dicom_ext || looks_like_dicom(path) {
         crate::decode_display(&open_dicom(path)?)
     } else {
         crate::load_image_file(path)

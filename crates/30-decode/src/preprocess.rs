@@ -106,7 +106,18 @@ pub fn pad_square(img: &GrayImage, size: u32) -> GrayImage {
 }
 
 /// Steps 1–3: the single-channel 224×224 image the golden parity tensors hold.
+///
+/// An inconsistent image (a zero side, or `data` not `width * height` long; possible since the
+/// fields are public) gives an all-zero square instead of a panic.
 pub fn preprocess_gray(img: &GrayImage) -> GrayImage {
+    let n = img.width as usize * img.height as usize;
+    if n == 0 || img.data.len() != n {
+        return GrayImage {
+            width: SIZE,
+            height: SIZE,
+            data: vec![0.0; (SIZE * SIZE) as usize],
+        };
+    }
     let mut r = resize(img, SIZE);
     contrast_stretch(&mut r);
     pad_square(&r, SIZE)
@@ -159,6 +170,22 @@ mod tests {
         let t = preprocess(&img);
         assert_eq!(t.len(), 3 * 224 * 224);
         assert!((t[0] - (0.0 - MEAN[0]) / STD[0]).abs() < 1e-6);
+    }
+
+    #[test]
+    fn inconsistent_image_gives_zeros_not_a_panic() {
+        let bad = GrayImage {
+            width: 0,
+            height: 5,
+            data: vec![],
+        };
+        assert!(preprocess_gray(&bad).data.iter().all(|&v| v == 0.0));
+        let short = GrayImage {
+            width: 4,
+            height: 4,
+            data: vec![1.0; 3],
+        };
+        assert_eq!(preprocess(&short).len(), 3 * 224 * 224);
     }
 
     #[test]
