@@ -67,13 +67,27 @@ pub(crate) fn opt_f64_first(
     if e.value().primitive().is_some_and(|p| p.multiplicity() == 0) {
         return Ok(None);
     }
-    let vals = e
-        .to_multi_float64()
-        .map_err(|_| DecodeError::InvalidAttribute {
-            uid: uid.to_string(),
-            name,
-            value: e.to_str().map(|s| s.into_owned()).unwrap_or_default(),
-        })?;
+    // parse the text: the first backslash-separated value (also covers values that an editor
+    // stored as one string containing backslashes)
+    let text = e.to_str().map(|s| s.into_owned()).unwrap_or_default();
+    let first = text
+        .split('\\')
+        .next()
+        .unwrap_or("")
+        .trim_matches(|c: char| c == '\0' || c.is_whitespace());
+    if first.is_empty() {
+        return Ok(None);
+    }
+    let vals: Vec<f64> = match first.parse::<f64>() {
+        Ok(v) => vec![v],
+        Err(_) => e
+            .to_multi_float64()
+            .map_err(|_| DecodeError::InvalidAttribute {
+                uid: uid.to_string(),
+                name,
+                value: text.clone(),
+            })?,
+    };
     match vals.first() {
         Some(v) if v.is_finite() => Ok(Some(*v)),
         Some(v) => Err(DecodeError::InvalidAttribute {
