@@ -3,8 +3,9 @@
 //! batch, up to `max_batch`) run as one batch, which is how radroute batches instances across
 //! associations without touching the async runtime.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -38,13 +39,49 @@ struct Job {
     reply: SyncSender<Result<Prediction, ClassifyError>>,
 }
 
+/// Counters of the worker, for metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BatchStats {
+    /// Batches run.
+    pub batches: u64,
+    /// Images classified (successfully or not) in those batches.
+    pub images: u64,
+    /// Batches whose inference failed.
+    pub failed_batches: u64,
+    /// Largest batch so far.
+    pub max_batch_seen: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    batches: AtomicU64,
+    images: AtomicU64,
+    failed: AtomicU64,
+    max_batch: AtomicU64,
+}
+
 /// A thread-safe, batching front of a [`Model`] (share it in an `Arc`).
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # use radroute_classify::*;
+/// # fn main() -> Result<(), ClassifyError> {
+/// let model = Model::load("models/bodypart".as_ref(), &RuntimeOptions::default())?;
+/// let clf = Arc::new(BatchingClassifier::start(model, BatchConfig::default())?);
+/// // from any blocking thread (e.g. tokio::task::spawn_blocking):
+/// let tensor: Vec<f32> = vec![0.0; 3 * 224 * 224]; // radroute_decode::model_input(&obj)?
+/// let prediction = clf.classify(tensor)?;
+/// println!("{:?} {:?}", prediction.label.map(|c| c.body_part), prediction.top);
+/// # Ok(())
+/// # }
+/// ```
 pub struct BatchingClassifier {
     tx: Mutex<Option<SyncSender<Job>>>,
     worker: Mutex<Option<JoinHandle<()>>>,
     info: ModelInfo,
     execution_provider: &'static str,
     input_len: usize,
+    counters: Arc<Counters>,
 }
 
 impl BatchingClassifier {
@@ -54,9 +91,11 @@ impl BatchingClassifier {
         let execution_provider = model.execution_provider();
         let input_len = model.input_len();
         let (tx, rx) = mpsc::sync_channel::<Job>(config.queue_capacity.max(1));
+        let counters = Arc::new(Counters::default());
+        let worker_counters = Arc::clone(&counters);
         let worker = std::thread::Builder::new()
             .name("radroute-classify".into())
-            .spawn(move || worker_loop(model, rx, config))
+            .spawn(move || worker_loop(model, rx, config, &worker_counters))
             .map_err(|e| ClassifyError::Stopped {
                 model: format!("{} {} (cannot spawn worker: {e})", info.name, info.version),
             })?;
@@ -66,7 +105,19 @@ impl BatchingClassifier {
             info,
             execution_provider,
             input_len,
+            counters,
         })
+    }
+
+    /// Batches and images so far.
+    pub fn stats(&self) -> BatchStats {
+        let c = &self.counters;
+        BatchStats {
+            batches: c.batches.load(Ordering::Relaxed),
+            images: c.images.load(Ordering::Relaxed),
+            failed_batches: c.failed.load(Ordering::Relaxed),
+            max_batch_seen: c.max_batch.load(Ordering::Relaxed),
+        }
     }
 
     /// Classifies one `[3, size, size]` tensor; blocks until its batch has run.
@@ -120,7 +171,7 @@ impl Drop for BatchingClassifier {
     }
 }
 
-fn worker_loop(mut model: Model, rx: Receiver<Job>, config: BatchConfig) {
+fn worker_loop(mut model: Model, rx: Receiver<Job>, config: BatchConfig, counters: &Counters) {
     let max_batch = config.max_batch.max(1);
     while let Ok(first) = rx.recv() {
         let deadline = Instant::now() + config.max_wait;
@@ -135,6 +186,13 @@ fn worker_loop(mut model: Model, rx: Receiver<Job>, config: BatchConfig) {
         let inputs: Vec<&[f32]> = jobs.iter().map(|j| j.input.as_slice()).collect();
         let result = model.classify_batch(&inputs);
         tracing::debug!(batch = jobs.len(), ok = result.is_ok(), "classified batch");
+        let n = jobs.len() as u64;
+        counters.batches.fetch_add(1, Ordering::Relaxed);
+        counters.images.fetch_add(n, Ordering::Relaxed);
+        counters.max_batch.fetch_max(n, Ordering::Relaxed);
+        if result.is_err() {
+            counters.failed.fetch_add(1, Ordering::Relaxed);
+        }
         match result {
             Ok(preds) => {
                 for (job, p) in jobs.iter().zip(preds) {

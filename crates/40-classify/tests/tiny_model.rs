@@ -158,3 +158,33 @@ fn supported_preprocessing_is_what_radroute_decode_implements() {
         &[radroute_decode::PREPROCESSING_VERSION]
     );
 }
+
+#[test]
+fn concurrent_requests_are_batched_within_the_wait() {
+    let Some(model) = load() else { return };
+    let config = BatchConfig {
+        max_batch: 8,
+        max_wait: Duration::from_millis(300),
+        queue_capacity: 16,
+    };
+    let clf = Arc::new(BatchingClassifier::start(model, config).expect("worker starts"));
+    let barrier = Arc::new(std::sync::Barrier::new(6));
+    let handles: Vec<_> = (0..6)
+        .map(|i| {
+            let (clf, barrier) = (Arc::clone(&clf), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                clf.classify(synthetic_input(i % 3))
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("thread").expect("prediction");
+    }
+    let stats = clf.stats();
+    assert_eq!(stats.images, 6);
+    assert!(
+        stats.batches < 6,
+        "requests arriving together share batches: {stats:?}"
+    );
+}
