@@ -42,6 +42,10 @@ pub enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Classify DICOM, PNG and JPEG files (and folders) with the body-part model.
+    Classify(crate::cmd_classify::ClassifyArgs),
+    /// Measure the model on a folder holding one sub-folder per class.
+    Eval(crate::cmd_eval::EvalArgs),
     /// Inspect and repair the forward queue.
     Queue {
         /// Configuration file (to find the queue database).

@@ -54,6 +54,9 @@ pub struct Config {
     /// The admin HTTP surface.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// Body-part classification.
+    #[serde(default)]
+    pub classify: ClassifyConfig,
     /// PACS destinations.
     #[serde(default)]
     pub destinations: Vec<DestinationConfig>,
@@ -179,6 +182,93 @@ impl Default for AdminConfig {
     }
 }
 
+/// `[classify]`: the body-part model.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClassifyConfig {
+    /// Model directory (manifest.toml + ONNX files); relative paths are relative to the
+    /// configuration file. Unset: no classification, instances are routed unlabelled.
+    pub model: Option<PathBuf>,
+    /// The ONNX Runtime shared library; default: `ORT_DYLIB_PATH`, then a `.venv` next to the
+    /// working directory or the executable.
+    pub onnxruntime: Option<PathBuf>,
+    /// `auto` (CUDA when present, else CPU), `cpu` or `cuda`.
+    #[serde(with = "device_serde")]
+    pub device: radroute_classify::Device,
+    /// Intra-op threads of each session.
+    pub threads: usize,
+    /// Largest inference batch (images arriving close together across associations).
+    pub max_batch: usize,
+    /// Longest an image waits for others to join its batch (milliseconds).
+    pub max_wait_ms: u64,
+    /// Processing steps (decode, classify, coerce, route) run at the same time.
+    pub workers: usize,
+    /// An existing Body Part Examined: `never` overwritten, overwritten `if-empty`, `always`.
+    #[serde(with = "overwrite_serde")]
+    pub overwrite: radroute_coerce::Overwrite,
+    /// Modalities classified (empty: all).
+    pub modalities: Vec<String>,
+    /// SOP classes classified (empty: all).
+    pub sop_classes: Vec<String>,
+}
+
+impl Default for ClassifyConfig {
+    fn default() -> Self {
+        let policy = radroute_coerce::CoercionPolicy::default();
+        ClassifyConfig {
+            model: None,
+            onnxruntime: None,
+            device: radroute_classify::Device::Auto,
+            threads: 2,
+            max_batch: 8,
+            max_wait_ms: 10,
+            workers: 2,
+            overwrite: policy.overwrite,
+            modalities: policy.modalities,
+            sop_classes: policy.sop_classes,
+        }
+    }
+}
+
+mod device_serde {
+    use radroute_classify::Device;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Device, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match d {
+            Device::Auto => "auto",
+            Device::Cpu => "cpu",
+            Device::Cuda => "cuda",
+        })
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Device, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "auto" => Ok(Device::Auto),
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda),
+            other => Err(serde::de::Error::custom(format!(
+                "device {other:?}: expected auto, cpu or cuda"
+            ))),
+        }
+    }
+}
+
+mod overwrite_serde {
+    use radroute_coerce::Overwrite;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(o: &Overwrite, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match o {
+            Overwrite::Never => "never",
+            Overwrite::IfEmpty => "if-empty",
+            Overwrite::Always => "always",
+        })
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Overwrite, D::Error> {
+        Overwrite::deserialize(d)
+    }
+}
+
 /// `[[destinations]]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -208,6 +298,16 @@ fn default_io_timeout() -> u64 {
 }
 
 impl Config {
+    /// The model directory, resolved against the configuration file's directory.
+    pub fn model_dir(&self) -> Option<PathBuf> {
+        let model = self.classify.model.as_ref()?;
+        if model.is_absolute() {
+            return Some(model.clone());
+        }
+        let base = self.source.parent().unwrap_or_else(|| Path::new("."));
+        Some(base.join(model))
+    }
+
     /// The queue database path.
     pub fn queue_path(&self) -> PathBuf {
         self.queue

@@ -6,9 +6,10 @@ use crate::cli::LogFormat;
 
 /// Installs the global subscriber. `RUST_LOG` overrides the level chosen by `-v`.
 pub fn init(format: LogFormat, verbose: u8) {
+    // jpeg2k (OpenJPEG) logs every tile header at info: keep it to warnings.
     let default = match verbose {
-        0 => "info",
-        1 => "debug",
+        0 => "info,jpeg2k=warn",
+        1 => "debug,jpeg2k=warn",
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

@@ -8,6 +8,8 @@
 
 mod admin;
 mod cli;
+mod cmd_classify;
+mod cmd_eval;
 mod cmd_queue;
 mod config;
 mod logging;
@@ -21,6 +23,18 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     logging::init(cli.log_format, cli.verbose);
     let result = match cli.command {
+        cli::Command::Classify(args) => {
+            return crate::cmd_classify::run(&args).unwrap_or_else(|e| {
+                eprintln!("radroute classify: {e}");
+                ExitCode::FAILURE
+            })
+        }
+        cli::Command::Eval(args) => {
+            return crate::cmd_eval::run(&args).unwrap_or_else(|e| {
+                eprintln!("radroute eval: {e}");
+                ExitCode::FAILURE
+            })
+        }
         cli::Command::Serve { config } => config::load(config.as_deref())
             .map_err(|e| e.to_string())
             .and_then(|cfg| node::run(cfg).map_err(|e| e.to_string())),

@@ -2,6 +2,7 @@
 //! (label, route) → one forward worker per destination → purge; plus the admin HTTP surface and
 //! signal handling. Start-up recovers what a crash left behind before anything is accepted.
 
+mod classify;
 mod edits;
 mod forwarder;
 pub mod label;
@@ -130,11 +131,32 @@ async fn serve(cfg: Config) -> Result<(), NodeError> {
     let rules = cfg.rules().map_err(NodeError::Config)?;
     let scp_options = cfg.scp_options().map_err(NodeError::Config)?;
 
-    let labeler: Option<Arc<dyn label::Labeler>> = None;
+    // A model that does not load must not stop the images: they flow unlabelled, /readyz
+    // says why, and the log has the reason.
+    let mut model_loaded = None;
+    let mut labeler: Option<Arc<dyn label::Labeler>> = None;
+    if let Some(dir) = cfg.model_dir() {
+        let cfg_classify = cfg.classify.clone();
+        let loaded =
+            tokio::task::spawn_blocking(move || classify::OnnxLabeler::load(&cfg_classify, &dir))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r);
+        match loaded {
+            Ok(l) => {
+                labeler = Some(Arc::new(l));
+                model_loaded = Some(true);
+            }
+            Err(e) => {
+                warn!(error = %e, "classification disabled: instances are forwarded unlabelled");
+                model_loaded = Some(false);
+            }
+        }
+    }
     let state = Arc::new(NodeState {
         spool: spool.clone(),
         queue: queue.clone(),
-        model_loaded: None,
+        model_loaded,
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -249,7 +271,11 @@ impl ForwardWorkers {
     /// Makes the running workers match `destinations`: new ones start, changed ones pick up
     /// their new settings before their next batch, removed ones stop (their queued jobs stay
     /// in the queue until the destination is configured again).
-    fn apply(&mut self, destinations: Vec<radroute_forward::Destination>, tasks: &mut tokio::task::JoinSet<()>) {
+    fn apply(
+        &mut self,
+        destinations: Vec<radroute_forward::Destination>,
+        tasks: &mut tokio::task::JoinSet<()>,
+    ) {
         let names: Vec<String> = destinations.iter().map(|d| d.name.clone()).collect();
         for dest in destinations {
             if let Some(tx) = self.senders.get(&dest.name) {
@@ -317,7 +343,11 @@ async fn reload_on_sighup(
             let _ = scp.send(Arc::new(options));
             workers.apply(cfg.destinations(), &mut tasks);
             metrics::counter!("radroute_config_reloads_total").increment(1);
-            info!(destinations = cfg.destinations.len(), routes = cfg.routes.len(), "configuration reloaded");
+            info!(
+                destinations = cfg.destinations.len(),
+                routes = cfg.routes.len(),
+                "configuration reloaded"
+            );
         }
     }
     #[cfg(not(unix))]

@@ -161,17 +161,15 @@ impl Processing {
                 "instance held until its study is stable"
             );
             let mut studies = self.studies.lock().unwrap_or_else(|e| e.into_inner());
-            studies
-                .held
-                .insert(
-                    record.id.clone(),
-                    HeldEntry {
-                        record: record.clone(),
-                        label: processed.label,
-                        note: processed.note,
-                        held,
-                    },
-                );
+            studies.held.insert(
+                record.id.clone(),
+                HeldEntry {
+                    record: record.clone(),
+                    label: processed.label,
+                    note: processed.note,
+                    held,
+                },
+            );
             return;
         }
         let now = UnixMillis::now();
@@ -252,7 +250,10 @@ impl Processing {
         let mut held = None;
         if !decision.deferred_to_study.is_empty() {
             let study_uid = ObjectAttributes(&obj)
-                .get(Tag { group: 0x0020, element: 0x000D })
+                .get(Tag {
+                    group: 0x0020,
+                    element: 0x000D,
+                })
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| record.sop_instance_uid.clone());
             let mut studies = self.studies.lock().unwrap_or_else(|e| e.into_inner());
@@ -302,19 +303,27 @@ impl Processing {
         let rules = self.rules.read().unwrap_or_else(|e| e.into_inner()).clone();
         let (stable, held): (Vec<Study>, Vec<HeldEntry>) = {
             let mut studies = self.studies.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(tracker) = studies.tracker.as_mut() else { return };
+            let Some(tracker) = studies.tracker.as_mut() else {
+                return;
+            };
             let stable = tracker.take_stable(std::time::Instant::now());
             if stable.is_empty() {
                 return;
             }
-            let uids: HashSet<&str> = stable.iter().map(|s| s.study_instance_uid.as_str()).collect();
+            let uids: HashSet<&str> = stable
+                .iter()
+                .map(|s| s.study_instance_uid.as_str())
+                .collect();
             let ids: Vec<String> = studies
                 .held
                 .iter()
                 .filter(|(_, h)| uids.contains(h.held.study_instance_uid.as_str()))
                 .map(|(id, _)| id.clone())
                 .collect();
-            let held = ids.iter().filter_map(|id| studies.held.remove(id)).collect();
+            let held = ids
+                .iter()
+                .filter_map(|id| studies.held.remove(id))
+                .collect();
             (stable, held)
         };
         for study in stable {
@@ -351,7 +360,13 @@ impl Processing {
                         }
                     }
                 }
-                if let Err(e) = self.queue.route_instance(&record.id, label.as_deref(), note.as_deref(), &destinations, UnixMillis::now()) {
+                if let Err(e) = self.queue.route_instance(
+                    &record.id,
+                    label.as_deref(),
+                    note.as_deref(),
+                    &destinations,
+                    UnixMillis::now(),
+                ) {
                     warn!(error = %e, id = %record.id, "cannot record study routing decision; will retry");
                 }
             }
@@ -363,13 +378,20 @@ impl Processing {
     /// the Original Attributes Sequence).
     fn relabel(&self, record: &InstanceRecord, body_part: &str) -> Result<(), String> {
         let id = record.id.parse::<InstanceId>().map_err(|e| e.to_string())?;
-        let kind = if self.spool.contains(FileKind::Processed, &id) { FileKind::Processed } else { FileKind::Incoming };
+        let kind = if self.spool.contains(FileKind::Processed, &id) {
+            FileKind::Processed
+        } else {
+            FileKind::Incoming
+        };
         let mut obj = OpenFileOptions::new()
             .read_preamble(ReadPreamble::Always)
             .open_file(self.spool.path(kind, &id))
             .map_err(|e| e.to_string())?;
         let edit = radroute_route::Edit::Set {
-            tag: Tag { group: 0x0018, element: 0x0015 },
+            tag: Tag {
+                group: 0x0018,
+                element: 0x0015,
+            },
             value: body_part.to_string(),
         };
         super::edits::apply(&mut obj, &[edit])?;

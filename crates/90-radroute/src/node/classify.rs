@@ -1,0 +1,154 @@
+//! The ONNX labeler: decode (radroute-decode) → classify (radroute-classify, batched across
+//! associations) → write the result into the header (radroute-coerce).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use dicom_object::DefaultDicomObject;
+use radroute_classify::{BatchConfig, BatchingClassifier, Model, RuntimeOptions};
+use radroute_coerce::{
+    apply_label, should_classify, BodyPart, Classification, CoercionPolicy, Outcome,
+};
+use tracing::{info, warn};
+
+use super::label::{LabelOutcome, Labeler};
+use crate::admin::telemetry::record;
+use crate::config::ClassifyConfig;
+
+/// Labels instances with an ONNX model ensemble.
+pub struct OnnxLabeler {
+    classifier: Arc<BatchingClassifier>,
+    model: radroute_coerce::ModelInfo,
+    policy: CoercionPolicy,
+}
+
+impl OnnxLabeler {
+    /// Loads the model directory and starts the batching worker.
+    pub fn load(cfg: &ClassifyConfig, model_dir: &std::path::Path) -> Result<OnnxLabeler, String> {
+        let started = Instant::now();
+        let model = Model::load(
+            model_dir,
+            &RuntimeOptions {
+                library_path: cfg.onnxruntime.clone(),
+                device: cfg.device,
+                intra_threads: cfg.threads,
+            },
+        )
+        .map_err(|e| format!("cannot load model {}: {e}", model_dir.display()))?;
+        let info = model.info();
+        let provider = model.execution_provider();
+        let classifier = BatchingClassifier::start(
+            model,
+            BatchConfig {
+                max_batch: cfg.max_batch.max(1),
+                max_wait: std::time::Duration::from_millis(cfg.max_wait_ms),
+                ..BatchConfig::default()
+            },
+        )
+        .map_err(|e| format!("cannot start the classifier: {e}"))?;
+        record::execution_provider(provider);
+        info!(
+            model = %info.name,
+            version = %info.version,
+            execution_provider = provider,
+            ms = started.elapsed().as_millis() as u64,
+            "model loaded"
+        );
+        Ok(OnnxLabeler {
+            classifier: Arc::new(classifier),
+            model: radroute_coerce::ModelInfo {
+                name: info.name,
+                version: info.version,
+            },
+            policy: CoercionPolicy {
+                overwrite: cfg.overwrite,
+                modalities: cfg.modalities.clone(),
+                sop_classes: cfg.sop_classes.clone(),
+            },
+        })
+    }
+}
+
+impl Labeler for OnnxLabeler {
+    fn label(&self, obj: &mut DefaultDicomObject) -> LabelOutcome {
+        if !should_classify(obj, &self.policy) {
+            record::abstention("not_configured");
+            return LabelOutcome::default();
+        }
+        let t0 = Instant::now();
+        let input = match radroute_decode::model_input(obj) {
+            Ok(input) => input,
+            Err(e) => {
+                record::abstention("decode_error");
+                warn!(error = %e, "pixel data not decodable: forwarding unlabelled");
+                return LabelOutcome {
+                    note: Some(format!("not labelled: pixel data not decodable: {e}")),
+                    ..Default::default()
+                };
+            }
+        };
+        let t1 = Instant::now();
+        record::stage("decode", (t1 - t0).as_secs_f64());
+        let prediction = match self.classifier.classify(input) {
+            Ok(p) => p,
+            Err(e) => {
+                record::abstention("model_error");
+                warn!(error = %e, "classification failed: forwarding unlabelled");
+                return LabelOutcome {
+                    note: Some(format!("not labelled: model error: {e}")),
+                    ..Default::default()
+                };
+            }
+        };
+        let t2 = Instant::now();
+        record::stage("classify", (t2 - t1).as_secs_f64());
+        let ai_label = prediction.label.as_ref().map(|c| c.body_part.clone());
+        let classification = Classification {
+            label: prediction.label.map(|c| BodyPart {
+                class: c.name,
+                body_part: c.body_part,
+                snomed: c.snomed,
+                meaning: c.meaning,
+            }),
+            scores: prediction.scores,
+        };
+        let now = chrono::Local::now().fixed_offset();
+        let report = match apply_label(obj, &classification, &self.model, &self.policy, now) {
+            Ok(report) => report,
+            Err(e) => {
+                record::abstention("coerce_error");
+                return LabelOutcome {
+                    label: ai_label,
+                    confidence: Some(prediction.top.1),
+                    note: Some(format!("label not written: {e}")),
+                    modified: false,
+                };
+            }
+        };
+        record::stage("coerce", t2.elapsed().as_secs_f64());
+        let note = match report.outcome {
+            Outcome::Labelled => {
+                record::label(report.body_part.as_deref().unwrap_or(""));
+                None
+            }
+            Outcome::Abstained => {
+                record::abstention("below_threshold");
+                Some(format!(
+                    "model abstained (top {} {:.3})",
+                    prediction.top.0, prediction.top.1
+                ))
+            }
+            Outcome::KeptExisting => Some(format!(
+                "kept existing Body Part Examined {:?} (model: {})",
+                report.previous_body_part.unwrap_or_default(),
+                ai_label.as_deref().unwrap_or("none")
+            )),
+        };
+        LabelOutcome {
+            label: ai_label,
+            confidence: Some(prediction.top.1),
+            note,
+            modified: true,
+        }
+    }
+}
