@@ -7,7 +7,7 @@
 //! - [`open_dicom`], [`decode_display`] (frame 0 of DICOM), [`load_image_file`] (PNG/JPEG):
 //!   step 0 to a [`GrayImage`] in [0, 1], bright = dense.
 //! - [`decode_frame`]: the stored samples of one frame, for checks and benchmarks.
-//! - [`preprocess`]: steps 1–4 to a `3×224×224` tensor; [`preprocess_gray`]: steps 1–3.
+//! - [`preprocess()`]: steps 1–4 to a `3×224×224` tensor; [`preprocess_gray`]: steps 1–3.
 //!
 //! Codecs: dicom-pixeldata (native, deflate, RLE, JPEG baseline/lossless, JPEG-LS through CharLS,
 //! JPEG 2000 and HTJ2K through OpenJPEG) and libjpeg-turbo 3 for 12-bit lossy JPEG. See

@@ -188,3 +188,18 @@ fn concurrent_requests_are_batched_within_the_wait() {
         "requests arriving together share batches: {stats:?}"
     );
 }
+
+#[test]
+fn cuda_request_without_cuda_falls_back_to_cpu() {
+    if find_library(None).is_err() || std::path::Path::new("/dev/nvidia0").exists() {
+        return; // only meaningful on a machine without a GPU
+    }
+    let opts = RuntimeOptions {
+        library_path: None,
+        device: Device::Cuda,
+        intra_threads: 1,
+    };
+    let mut model = Model::load(&tiny_dir(), &opts).expect("falls back instead of failing");
+    assert_eq!(model.execution_provider(), "CPU");
+    assert!(model.classify_batch(&[&synthetic_input(1)]).is_ok());
+}
