@@ -118,10 +118,15 @@ fn cr_and_dx_read_back_with_dcmdump_and_stay_valid() {
         }),
         ..hand()
     };
+    let abstain = Classification {
+        label: None,
+        ..hand()
+    };
     for (name, result) in names
         .iter()
         .map(|n| (n, hand()))
         .chain(names.iter().map(|n| (n, pelvis.clone())))
+        .chain(names.iter().map(|n| (n, abstain.clone())))
     {
         let src = sample(name).expect("sample");
         let dst = dir.path().join(format!(
@@ -140,14 +145,28 @@ fn cr_and_dx_read_back_with_dcmdump_and_stay_valid() {
             .expect("str")
             .into_owned();
         let (_, outcome) = coerce_to(&src, &dst, &policy, &result);
+        let dump = dcmdump(&dst);
+        let has = |needle: &str| dump.lines().any(|l| l.contains(needle));
+        if result.label.is_none() {
+            assert_eq!(outcome, Outcome::Abstained);
+            assert!(has("(0077,1005) CS [ABSTAINED]"), "{name}: outcome");
+            assert!(!has("(0400,0561)"), "{name}: nothing replaced");
+            let new: Vec<_> = dciodvfy_errors(&dst)
+                .difference(&dciodvfy_errors(&src))
+                .cloned()
+                .collect();
+            assert!(
+                new.is_empty(),
+                "{name} abstained: new dciodvfy errors: {new:#?}"
+            );
+            continue;
+        }
         let bp = result
             .label
             .as_ref()
             .map(|l| l.body_part.clone())
             .unwrap_or_default();
         assert_eq!(outcome, Outcome::Labelled);
-        let dump = dcmdump(&dst);
-        let has = |needle: &str| dump.lines().any(|l| l.contains(needle));
         assert!(
             has(&format!("(0018,0015) CS [{bp}]")),
             "{name}: Body Part Examined\n{dump}"
