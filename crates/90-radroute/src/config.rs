@@ -444,6 +444,16 @@ impl Config {
         if let Err(e) = self.rules() {
             problems.push(format!("routes:\n{e}"));
         }
+        if let Some(dir) = self.model_dir() {
+            match radroute_classify::Manifest::load(&dir) {
+                Ok(manifest) => {
+                    if let Err(e) = manifest.validate() {
+                        problems.push(format!("classify.model: {}: {e}", dir.display()));
+                    }
+                }
+                Err(e) => problems.push(format!("classify.model: {e}")),
+            }
+        }
         problems
     }
 }
