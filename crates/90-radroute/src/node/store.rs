@@ -58,7 +58,8 @@ fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
 }
 
 /// True when an element (or an item or pixel fragment) declares a defined length longer than the
-/// bytes left in the data set: it is truncated or garbled, and can never be read.
+/// bytes left in the data set, or when encapsulated Pixel Data has no Sequence Delimitation Item:
+/// it is truncated or garbled, and can never be read.
 ///
 /// Checked before parsing because dicom-parser 0.10 allocates and zero-fills a value's declared
 /// length before reading it: one garbled header in a 38 KB data set cost 1.3 GB of memory and
@@ -102,7 +103,8 @@ fn declares_length_beyond_data(data: &[u8], ts: &dicom_encoding::TransferSyntax)
             None => return false,
         }
     }
-    false
+    // Encapsulated Pixel Data must end with its Sequence Delimitation Item.
+    in_fragments
 }
 
 fn store_blocking(
@@ -284,6 +286,11 @@ mod tests {
         let mut data = explicit((0x7FE0, 0x0010), b"OB", &[], Some(u32::MAX));
         data.extend(item(0xE000, 0, &[]));
         data.extend(item(0xE000, 65536, &[0; 100]));
+        assert!(declares_length_beyond_data(&data, &ts));
+        // Fragments complete, sequence delimiter missing.
+        let mut data = explicit((0x7FE0, 0x0010), b"OB", &[], Some(u32::MAX));
+        data.extend(item(0xE000, 0, &[]));
+        data.extend(item(0xE000, 4, &[1, 2, 3, 4]));
         assert!(declares_length_beyond_data(&data, &ts));
     }
 }
