@@ -66,7 +66,7 @@ pub(crate) async fn run_association<H: StoreHandler>(
     peer: SocketAddr,
     options: Arc<ScpOptions>,
     handler: Arc<H>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let started = Instant::now();
     let mut scp = ServerAssociationOptions::new()
@@ -85,14 +85,39 @@ pub(crate) async fn run_association<H: StoreHandler>(
     for uid in &options.transfer_syntaxes {
         scp = scp.with_transfer_syntax(uid.clone());
     }
-    let mut assoc = match scp.establish_async(socket).await {
-        Ok(assoc) => assoc,
-        Err(e) => {
-            metrics::counter!("radroute_associations_total", "outcome" => "rejected").increment(1);
-            warn!(assoc = id, %peer, error = %e, "association refused or failed during negotiation");
-            return;
-        }
-    };
+    match &options.tls {
+        Some(tls) => match scp
+            .tls_config(tls.clone())
+            .establish_tls_async(socket)
+            .await
+        {
+            Ok(assoc) => serve_association(id, assoc, peer, handler, stop, started).await,
+            Err(e) => negotiation_failed(id, peer, &e),
+        },
+        None => match scp.establish_async(socket).await {
+            Ok(assoc) => serve_association(id, assoc, peer, handler, stop, started).await,
+            Err(e) => negotiation_failed(id, peer, &e),
+        },
+    }
+}
+
+fn negotiation_failed(id: u64, peer: SocketAddr, error: &dicom_ul::association::Error) {
+    metrics::counter!("radroute_associations_total", "outcome" => "rejected").increment(1);
+    warn!(assoc = id, %peer, %error, "association refused or failed during negotiation");
+}
+
+/// Serves one negotiated association, plain TCP or TLS, to its end.
+async fn serve_association<S, H>(
+    id: u64,
+    mut assoc: dicom_ul::association::AsyncServerAssociation<S>,
+    peer: SocketAddr,
+    handler: Arc<H>,
+    mut stop: watch::Receiver<bool>,
+    started: Instant,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+    H: StoreHandler,
+{
     metrics::counter!("radroute_associations_total", "outcome" => "accepted").increment(1);
     let active = metrics::gauge!("radroute_associations_active");
     active.increment(1.0);
@@ -296,12 +321,15 @@ async fn dispatch<H: StoreHandler>(
     }
 }
 
-async fn send(
-    assoc: &mut dicom_ul::association::AsyncServerAssociation<TcpStream>,
+async fn send<S>(
+    assoc: &mut dicom_ul::association::AsyncServerAssociation<S>,
     pc: u8,
     command: &Command,
     peer_max_pdu: u32,
-) -> Result<(), String> {
+) -> Result<(), String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
     let bytes = command.encode().map_err(|e| e.to_string())?;
     for pdu in fragment_message(pc, bytes, None, peer_max_pdu) {
         assoc.send(&pdu).await.map_err(|e| e.to_string())?;

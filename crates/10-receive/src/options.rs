@@ -25,6 +25,9 @@ pub struct ScpOptions {
     pub shutdown_grace: Duration,
     /// Which calling AE titles (and addresses) may connect.
     pub access: AccessPolicy,
+    /// DICOM TLS (PS3.15 annex B.1): when set, every association must start with a TLS
+    /// handshake ([`crate::tls::server_config`]).
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// Storage SOP classes a radiology department sends, accepted by default.
@@ -133,6 +136,7 @@ impl Default for ScpOptions {
             idle_timeout: Duration::from_secs(120),
             shutdown_grace: Duration::from_secs(30),
             access: AccessPolicy::default(),
+            tls: None,
         }
     }
 }

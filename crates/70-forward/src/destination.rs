@@ -19,7 +19,26 @@ pub struct Destination {
     pub connect_timeout: Duration,
     /// Timeout for each PDU exchange.
     pub io_timeout: Duration,
+    /// DICOM TLS towards this destination.
+    pub tls: Option<ClientTls>,
 }
+
+/// TLS settings for one destination.
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    /// rustls client configuration (trusted CAs, optional client certificate).
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+    /// Name the destination's certificate must carry.
+    pub server_name: String,
+}
+
+impl PartialEq for ClientTls {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.config, &other.config) && self.server_name == other.server_name
+    }
+}
+
+impl Eq for ClientTls {}
 
 impl Destination {
     /// A destination with default limits.
@@ -32,6 +51,7 @@ impl Destination {
             max_pdu: 65_536,
             connect_timeout: Duration::from_secs(10),
             io_timeout: Duration::from_secs(60),
+            tls: None,
         }
     }
 }

@@ -69,30 +69,66 @@ fn proposed_contexts(batch: &[Outgoing]) -> Vec<(String, Vec<String>)> {
     out
 }
 
-async fn connect(
-    dest: &Destination,
-    contexts: &[(String, Vec<String>)],
-) -> Result<AsyncClientAssociation<TcpStream>, ForwardError> {
+/// The byte streams an association can run over: plain TCP or TLS.
+pub trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+fn options<'a>(
+    dest: &'a Destination,
+    contexts: &'a [(String, Vec<String>)],
+) -> ClientAssociationOptions<'a> {
     let mut options = ClientAssociationOptions::new()
-        .calling_ae_title(dest.calling_ae_title.clone())
-        .called_ae_title(dest.ae_title.clone())
+        .calling_ae_title(dest.calling_ae_title.as_str())
+        .called_ae_title(dest.ae_title.as_str())
         .max_pdu_length(dest.max_pdu)
         .connection_timeout(dest.connect_timeout)
         .read_timeout(dest.io_timeout)
         .write_timeout(dest.io_timeout);
     for (class, syntaxes) in contexts {
-        options = options.with_presentation_context(class.clone(), syntaxes.clone());
+        options = options.with_presentation_context(
+            class.as_str(),
+            syntaxes.iter().map(String::as_str).collect(),
+        );
     }
-    let mut assoc = options
+    options
+}
+
+fn association_error(dest: &Destination, e: impl std::fmt::Display) -> ForwardError {
+    ForwardError::Association {
+        destination: dest.name.clone(),
+        address: dest.address.clone(),
+        reason: e.to_string(),
+    }
+}
+
+async fn connect_plain(
+    dest: &Destination,
+    contexts: &[(String, Vec<String>)],
+) -> Result<AsyncClientAssociation<TcpStream>, ForwardError> {
+    let mut assoc = options(dest, contexts)
         .establish_async(dest.address.as_str())
         .await
-        .map_err(|e| ForwardError::Association {
-            destination: dest.name.clone(),
-            address: dest.address.clone(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| association_error(dest, e))?;
     // dicom-ul does not set TCP_NODELAY; without it every exchange can stall on delayed ACKs.
     let _ = dicom_ul::association::AsyncAssociation::inner_stream(&mut assoc).set_nodelay(true);
+    Ok(assoc)
+}
+
+async fn connect_tls(
+    dest: &Destination,
+    contexts: &[(String, Vec<String>)],
+    tls: &crate::destination::ClientTls,
+) -> Result<AsyncClientAssociation<dicom_ul::association::client::AsyncTlsStream>, ForwardError> {
+    let mut assoc = options(dest, contexts)
+        .tls_config(tls.config.clone())
+        .server_name(&tls.server_name)
+        .establish_tls_async(dest.address.as_str())
+        .await
+        .map_err(|e| association_error(dest, e))?;
+    let _ = dicom_ul::association::AsyncAssociation::inner_stream(&mut assoc)
+        .get_mut()
+        .0
+        .set_nodelay(true);
     Ok(assoc)
 }
 
@@ -102,7 +138,16 @@ pub async fn echo(dest: &Destination) -> Result<(), ForwardError> {
         radroute_dimse::VERIFICATION_SOP_CLASS.to_string(),
         vec![EXPLICIT_VR_LE.to_string(), IMPLICIT_VR_LE.to_string()],
     )];
-    let mut assoc = connect(dest, &contexts).await?;
+    match &dest.tls {
+        Some(tls) => echo_over(dest, connect_tls(dest, &contexts, tls).await?).await,
+        None => echo_over(dest, connect_plain(dest, &contexts).await?).await,
+    }
+}
+
+async fn echo_over<S: Stream>(
+    dest: &Destination,
+    mut assoc: AsyncClientAssociation<S>,
+) -> Result<(), ForwardError> {
     let broken = |reason: String| ForwardError::Broken {
         destination: dest.name.clone(),
         reason,
@@ -128,8 +173,8 @@ pub async fn echo(dest: &Destination) -> Result<(), ForwardError> {
     Ok(())
 }
 
-fn accepted_context(
-    assoc: &AsyncClientAssociation<TcpStream>,
+fn accepted_context<S>(
+    assoc: &AsyncClientAssociation<S>,
     class: &str,
     syntaxes: &[&str],
 ) -> Option<(u8, String)> {
@@ -147,8 +192,8 @@ fn accepted_context(
     None
 }
 
-async fn receive_response(
-    assoc: &mut AsyncClientAssociation<TcpStream>,
+async fn receive_response<S: Stream>(
+    assoc: &mut AsyncClientAssociation<S>,
 ) -> Result<Command, String> {
     let mut assembler = PDataAssembler::new();
     loop {
@@ -201,20 +246,32 @@ async fn payload(item: &Outgoing, target_ts: &str) -> Result<Vec<u8>, SendOutcom
 /// keep their outcome.
 pub async fn send_batch(dest: &Destination, batch: &[Outgoing]) -> Vec<SendOutcome> {
     let contexts = proposed_contexts(batch);
-    let mut assoc = match connect(dest, &contexts).await {
-        Ok(assoc) => assoc,
-        Err(e) => {
-            warn!(destination = %dest.name, error = %e, batch = batch.len(), "cannot open association");
-            let reason = e.to_string();
-            return batch
-                .iter()
-                .map(|_| SendOutcome::Retry {
-                    reason: reason.clone(),
-                    status: None,
-                })
-                .collect();
-        }
+    let connected = match &dest.tls {
+        Some(tls) => match connect_tls(dest, &contexts, tls).await {
+            Ok(assoc) => return send_over(dest, assoc, batch).await,
+            Err(e) => e,
+        },
+        None => match connect_plain(dest, &contexts).await {
+            Ok(assoc) => return send_over(dest, assoc, batch).await,
+            Err(e) => e,
+        },
     };
+    warn!(destination = %dest.name, error = %connected, batch = batch.len(), "cannot open association");
+    let reason = connected.to_string();
+    batch
+        .iter()
+        .map(|_| SendOutcome::Retry {
+            reason: reason.clone(),
+            status: None,
+        })
+        .collect()
+}
+
+async fn send_over<S: Stream>(
+    dest: &Destination,
+    mut assoc: AsyncClientAssociation<S>,
+    batch: &[Outgoing],
+) -> Vec<SendOutcome> {
     let peer_max = assoc.acceptor_max_pdu_length();
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut broken: Option<String> = None;
@@ -288,8 +345,8 @@ pub async fn send_batch(dest: &Destination, batch: &[Outgoing]) -> Vec<SendOutco
     outcomes
 }
 
-async fn store_one(
-    assoc: &mut AsyncClientAssociation<TcpStream>,
+async fn store_one<S: Stream>(
+    assoc: &mut AsyncClientAssociation<S>,
     pc: u8,
     message_id: u16,
     item: &Outgoing,

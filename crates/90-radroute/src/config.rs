@@ -95,6 +95,21 @@ pub struct NodeConfig {
     pub allow: Vec<String>,
     /// Refuse new stores with A700 when the spool's file system has less free space (MiB).
     pub min_free_mb: u64,
+    /// DICOM TLS on the SCP; when set, only TLS associations are accepted.
+    pub tls: Option<NodeTls>,
+}
+
+/// `[node.tls]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeTls {
+    /// PEM certificate chain of this node.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// PEM CA certificates; when set, clients must present a certificate it signed.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
 }
 
 impl Default for NodeConfig {
@@ -110,6 +125,7 @@ impl Default for NodeConfig {
             transfer_syntaxes: Vec::new(),
             allow: Vec::new(),
             min_free_mb: 512,
+            tls: None,
         }
     }
 }
@@ -288,6 +304,18 @@ pub struct DestinationConfig {
     /// Per-exchange timeout (seconds).
     #[serde(default = "default_io_timeout")]
     pub io_timeout_secs: u64,
+    /// DICOM TLS: PEM CA certificates to trust; setting it turns TLS on for this destination.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
+    /// Name expected in the destination's certificate; default: the host part of `address`.
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
+    /// PEM client certificate presented to the destination (with `tls_key`).
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM client key.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
 fn default_connect_timeout() -> u64 {
@@ -300,12 +328,7 @@ fn default_io_timeout() -> u64 {
 impl Config {
     /// The model directory, resolved against the configuration file's directory.
     pub fn model_dir(&self) -> Option<PathBuf> {
-        let model = self.classify.model.as_ref()?;
-        if model.is_absolute() {
-            return Some(model.clone());
-        }
-        let base = self.source.parent().unwrap_or_else(|| Path::new("."));
-        Some(base.join(model))
+        self.classify.model.as_deref().map(|m| self.resolve(m))
     }
 
     /// The queue database path.
@@ -325,8 +348,19 @@ impl Config {
         }
     }
 
-    /// Destinations in the forward crate's terms.
-    pub fn destinations(&self) -> Vec<radroute_forward::Destination> {
+    /// A path from the configuration, resolved against the configuration file's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            return path.to_path_buf();
+        }
+        self.source
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join(path)
+    }
+
+    /// Destinations in the forward crate's terms (TLS files are read here).
+    pub fn destinations(&self) -> Result<Vec<radroute_forward::Destination>, String> {
         self.destinations
             .iter()
             .map(|d| {
@@ -338,7 +372,35 @@ impl Config {
                 );
                 dest.connect_timeout = Duration::from_secs(d.connect_timeout_secs);
                 dest.io_timeout = Duration::from_secs(d.io_timeout_secs);
-                dest
+                if let Some(ca) = &d.tls_ca {
+                    let (cert, key) = (d.tls_cert.as_deref(), d.tls_key.as_deref());
+                    let client = match (cert, key) {
+                        (Some(c), Some(k)) => Some((self.resolve(c), self.resolve(k))),
+                        (None, None) => None,
+                        _ => {
+                            return Err(format!(
+                                "destinations ({}): tls_cert and tls_key go together",
+                                d.name
+                            ))
+                        }
+                    };
+                    let config = radroute_forward::tls::client_config(
+                        &self.resolve(ca),
+                        client.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+                    )
+                    .map_err(|e| format!("destinations ({}): {e}", d.name))?;
+                    let server_name = d.tls_server_name.clone().unwrap_or_else(|| {
+                        d.address
+                            .rsplit_once(':')
+                            .map(|(h, _)| h.to_string())
+                            .unwrap_or_default()
+                    });
+                    dest.tls = Some(radroute_forward::ClientTls {
+                        config,
+                        server_name,
+                    });
+                }
+                Ok(dest)
             })
             .collect()
     }
@@ -372,6 +434,16 @@ impl Config {
             opts.transfer_syntaxes = self.node.transfer_syntaxes.clone();
         }
         let _ = DEFAULT_SOP_CLASSES;
+        if let Some(tls) = &self.node.tls {
+            opts.tls = Some(
+                radroute_receive::tls::server_config(
+                    &self.resolve(&tls.cert),
+                    &self.resolve(&tls.key),
+                    tls.client_ca.as_deref().map(|p| self.resolve(p)).as_deref(),
+                )
+                .map_err(|e| format!("node.tls: {e}"))?,
+            );
+        }
         for entry in &self.node.allow {
             let (ae, addr) = match entry.split_once('@') {
                 Some((ae, ip)) => (
@@ -440,6 +512,9 @@ impl Config {
                     d.name
                 ));
             }
+        }
+        if let Err(e) = self.destinations() {
+            problems.push(e);
         }
         if let Err(e) = self.rules() {
             problems.push(format!("routes:\n{e}"));

@@ -211,7 +211,7 @@ async fn serve(cfg: Config) -> Result<(), NodeError> {
         wake_purge: wake_purge.clone(),
         stop: stop_rx.clone(),
     };
-    workers.apply(cfg.destinations(), &mut tasks);
+    workers.apply(cfg.destinations().map_err(NodeError::Config)?, &mut tasks);
     tasks.spawn(purge::run(
         queue.clone(),
         spool.clone(),
@@ -335,13 +335,15 @@ async fn reload_on_sighup(
                     continue;
                 }
             };
-            let (Ok(rules), Ok(options)) = (cfg.rules(), cfg.scp_options()) else {
+            let (Ok(rules), Ok(options), Ok(destinations)) =
+                (cfg.rules(), cfg.scp_options(), cfg.destinations())
+            else {
                 warn!("configuration reload refused; keeping the running configuration");
                 continue;
             };
             *processing.rules.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
             let _ = scp.send(Arc::new(options));
-            workers.apply(cfg.destinations(), &mut tasks);
+            workers.apply(destinations, &mut tasks);
             metrics::counter!("radroute_config_reloads_total").increment(1);
             info!(
                 destinations = cfg.destinations.len(),
