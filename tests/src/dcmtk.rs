@@ -79,9 +79,12 @@ impl StoreRun {
 
     /// True when every given file got a success response.
     pub fn all_ok(&self, files: &[PathBuf]) -> bool {
-        files
-            .iter()
-            .all(|f| self.responses.get(f).map(|r| r.as_deref() == Some("Success")) == Some(true))
+        files.iter().all(|f| {
+            self.responses
+                .get(f)
+                .map(|r| r.as_deref() == Some("Success"))
+                == Some(true)
+        })
     }
 }
 
@@ -113,11 +116,13 @@ pub fn parse_storescu_log(log: &str) -> BTreeMap<PathBuf, Option<String>> {
 /// `storescu -v -nh [extra] 127.0.0.1 port files...` with called AE `called`.
 pub fn storescu(called: &str, port: u16, extra: &[&str], files: &[PathBuf]) -> StoreRun {
     let mut cmd = Command::new(tool("storescu"));
-    cmd.args(["-v", "-nh", "-aet", "STORESCU", "-aec", called, "-to", "10", "-ta", "10", "-td", "60"])
-        .args(extra)
-        .arg("127.0.0.1")
-        .arg(port.to_string())
-        .args(files);
+    cmd.args([
+        "-v", "-nh", "-aet", "STORESCU", "-aec", called, "-to", "10", "-ta", "10", "-td", "60",
+    ])
+    .args(extra)
+    .arg("127.0.0.1")
+    .arg(port.to_string())
+    .args(files);
     let (code, log) = run_bounded(cmd, Duration::from_secs(300));
     StoreRun {
         code,
@@ -129,9 +134,11 @@ pub fn storescu(called: &str, port: u16, extra: &[&str], files: &[PathBuf]) -> S
 /// `echoscu` to 127.0.0.1:port: (exit status, output).
 pub fn echoscu(called: &str, port: u16) -> (Option<i32>, String) {
     let mut cmd = Command::new(tool("echoscu"));
-    cmd.args(["-v", "-aet", "ECHOSCU", "-aec", called, "-to", "5", "-ta", "5", "-td", "10"])
-        .arg("127.0.0.1")
-        .arg(port.to_string());
+    cmd.args([
+        "-v", "-aet", "ECHOSCU", "-aec", called, "-to", "5", "-ta", "5", "-td", "10",
+    ])
+    .arg("127.0.0.1")
+    .arg(port.to_string());
     run_bounded(cmd, Duration::from_secs(30))
 }
 
@@ -153,7 +160,9 @@ pub fn storescu_spawn(
 ) -> crate::process::Daemon {
     let mut cmd = Command::new(tool("storescu"));
     cmd.env("TCP_NODELAY", "1")
-        .args(["-v", "-nh", "-aet", "STORESCU", "-aec", called, "-to", "10", "-ta", "10", "-td", "60"])
+        .args([
+            "-v", "-nh", "-aet", "STORESCU", "-aec", called, "-to", "10", "-ta", "10", "-td", "60",
+        ])
         .args(extra)
         .arg("127.0.0.1")
         .arg(port.to_string())

@@ -85,6 +85,8 @@ pub fn sop_instance_uid(path: &Path) -> String {
 /// file meta that a destination wrote from the data set).
 pub fn pixel_tail(path: &Path) -> Option<Vec<u8>> {
     let bytes = std::fs::read(path).ok()?;
-    let pos = bytes.windows(4).rposition(|w| w == [0xE0, 0x7F, 0x10, 0x00])?;
+    let pos = bytes
+        .windows(4)
+        .rposition(|w| w == [0xE0, 0x7F, 0x10, 0x00])?;
     Some(bytes[pos..].to_vec())
 }

@@ -22,8 +22,7 @@ impl Response {
 
     /// The body as JSON.
     pub fn json(&self) -> Result<serde_json::Value, String> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| format!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body).map_err(|e| format!("not JSON ({e}): {}", self.text()))
     }
 }
 

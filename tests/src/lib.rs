@@ -162,6 +162,12 @@ pub fn gen_corpus(dir: &Path, count: usize, rows: u32, cols: u32, seed: u64) -> 
         })
         .collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    assert_eq!(files.len(), count, "manifest {} lists {} files", manifest.display(), files.len());
+    assert_eq!(
+        files.len(),
+        count,
+        "manifest {} lists {} files",
+        manifest.display(),
+        files.len()
+    );
     files
 }

@@ -26,7 +26,11 @@ pub fn binary() -> PathBuf {
     let p = std::env::var_os("ORTHANC_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/sbin/Orthanc"));
-    assert!(p.is_file(), "Orthanc not found at {} (set ORTHANC_BIN)", p.display());
+    assert!(
+        p.is_file(),
+        "Orthanc not found at {} (set ORTHANC_BIN)",
+        p.display()
+    );
     p
 }
 
@@ -72,10 +76,17 @@ impl Orthanc {
                 if let Some(st) = daemon.try_exited() {
                     panic!("Orthanc exited: {st}\n{}", daemon.log_tail(30));
                 }
-                let rest = http::get(http_port, "/system").map(|r| r.status == 200).unwrap_or(false);
+                let rest = http::get(http_port, "/system")
+                    .map(|r| r.status == 200)
+                    .unwrap_or(false);
                 (rest && is_listening(dicom_port)).then_some(())
             },
-            || format!("Orthanc not ready (REST {http_port}, DICOM {dicom_port}):\n{}", crate::file_tail(&log, 30)),
+            || {
+                format!(
+                    "Orthanc not ready (REST {http_port}, DICOM {dicom_port}):\n{}",
+                    crate::file_tail(&log, 30)
+                )
+            },
         );
         Orthanc {
             ae_title: ae_title.into(),
@@ -136,15 +147,30 @@ impl Orthanc {
     /// DELETE /instances/{id} (several samples share a SOP Instance UID, and Orthanc keeps the
     /// first copy it receives).
     pub fn delete(&self, id: &str) {
-        let r = http::request("DELETE", self.http_port, &format!("/instances/{id}"), None, Duration::from_secs(30))
-            .unwrap_or_else(|e| panic!("Orthanc delete {id}: {e}"));
-        assert_eq!(r.status, 200, "Orthanc delete {id}: HTTP {} {}", r.status, r.text());
+        let r = http::request(
+            "DELETE",
+            self.http_port,
+            &format!("/instances/{id}"),
+            None,
+            Duration::from_secs(30),
+        )
+        .unwrap_or_else(|e| panic!("Orthanc delete {id}: {e}"));
+        assert_eq!(
+            r.status,
+            200,
+            "Orthanc delete {id}: HTTP {} {}",
+            r.status,
+            r.text()
+        );
     }
 
     /// GET /instances/{id}/metadata/TransferSyntax (as received).
     pub fn transfer_syntax(&self, id: &str) -> String {
-        http::get(self.http_port, &format!("/instances/{id}/metadata/TransferSyntax"))
-            .map(|r| r.text().trim().to_string())
-            .unwrap_or_else(|e| panic!("Orthanc transfer syntax of {id}: {e}"))
+        http::get(
+            self.http_port,
+            &format!("/instances/{id}/metadata/TransferSyntax"),
+        )
+        .map(|r| r.text().trim().to_string())
+        .unwrap_or_else(|e| panic!("Orthanc transfer syntax of {id}: {e}"))
     }
 }

@@ -46,7 +46,9 @@ impl Daemon {
 
     /// The exit status if the process has ended.
     pub fn try_exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Waits up to `timeout` for the process to end by itself.

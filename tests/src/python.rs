@@ -21,7 +21,9 @@ pub fn python() -> PathBuf {
 
 /// tests/scripts/<name>.
 pub fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(name)
 }
 
 /// How a raw send ended.

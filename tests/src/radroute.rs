@@ -94,12 +94,22 @@ impl Config {
         writeln!(t, "listen = \"127.0.0.1:{}\"", self.port).unwrap();
         writeln!(t, "max_associations = {}", self.max_associations).unwrap();
         writeln!(t, "min_free_mb = 10").unwrap();
-        writeln!(t, "require_called_ae_title = {}", self.require_called_ae_title).unwrap();
+        writeln!(
+            t,
+            "require_called_ae_title = {}",
+            self.require_called_ae_title
+        )
+        .unwrap();
         if !self.sop_classes.is_empty() {
             let list: Vec<String> = self.sop_classes.iter().map(|s| q(s)).collect();
             writeln!(t, "sop_classes = [{}]", list.join(", ")).unwrap();
         }
-        writeln!(t, "\n[spool]\ndir = {}", q(&dir.join("spool").to_string_lossy())).unwrap();
+        writeln!(
+            t,
+            "\n[spool]\ndir = {}",
+            q(&dir.join("spool").to_string_lossy())
+        )
+        .unwrap();
         writeln!(
             t,
             "\n[queue]\nbackoff_base_secs = 0.2\nbackoff_max_secs = 1.0\nmax_attempts = 50"
@@ -171,7 +181,10 @@ impl Radroute {
             config,
             config_path,
             dir: dir.to_path_buf(),
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             daemon: None,
         };
         r.launch();
@@ -264,7 +277,10 @@ impl Radroute {
     pub fn stop(&mut self) {
         if let Some(mut d) = self.daemon.take() {
             if !d.signal_and_wait(libc::SIGTERM, Duration::from_secs(40)) {
-                panic!("{}", self.context("radroute did not stop within 40 s of SIGTERM"));
+                panic!(
+                    "{}",
+                    self.context("radroute did not stop within 40 s of SIGTERM")
+                );
             }
         }
     }

@@ -40,7 +40,12 @@ impl StoreScp {
                 }
                 is_listening(port).then_some(())
             },
-            || format!("storescp not listening on {port}: {}", crate::file_tail(&log, 20)),
+            || {
+                format!(
+                    "storescp not listening on {port}: {}",
+                    crate::file_tail(&log, 20)
+                )
+            },
         );
         StoreScp {
             ae_title: ae_title.into(),

@@ -26,7 +26,10 @@ fn acknowledged_instances_survive_sigkill() {
     let files: Vec<PathBuf> = corpus.iter().map(|f| f.path.clone()).collect();
 
     let sink = StoreScp::start(&dir.path().join("sink"), "SINK", free_port());
-    let mut r = Radroute::start(dir.path(), Config::default().destination("sink", "SINK", sink.port));
+    let mut r = Radroute::start(
+        dir.path(),
+        Config::default().destination("sink", "SINK", sink.port),
+    );
 
     let log = dir.path().join("storescu.log");
     let mut scu = storescu_spawn("RADROUTE", r.dicom_port, &[], &files, &log);
@@ -41,7 +44,12 @@ fn acknowledged_instances_survive_sigkill() {
                 .count();
             (acks >= KILL_AFTER_ACKS).then_some(acks)
         },
-        || r.context(&format!("storescu never reached {KILL_AFTER_ACKS} acknowledgements:\n{}", radroute_e2e::file_tail(&log, 20))),
+        || {
+            r.context(&format!(
+                "storescu never reached {KILL_AFTER_ACKS} acknowledgements:\n{}",
+                radroute_e2e::file_tail(&log, 20)
+            ))
+        },
     );
     r.kill9();
     assert!(
@@ -54,7 +62,12 @@ fn acknowledged_instances_survive_sigkill() {
     let acked: BTreeSet<String> = responses
         .iter()
         .filter(|(_, r)| r.as_deref() == Some("Success"))
-        .map(|(p, _)| uid_of.get(p).unwrap_or_else(|| panic!("storescu sent unknown file {}", p.display())).clone())
+        .map(|(p, _)| {
+            uid_of
+                .get(p)
+                .unwrap_or_else(|| panic!("storescu sent unknown file {}", p.display()))
+                .clone()
+        })
         .collect();
     assert!(
         acked.len() >= acks_before_kill && acked.len() < COUNT,
@@ -74,16 +87,25 @@ fn acknowledged_instances_survive_sigkill() {
         || acked.is_subset(&sink.received()).then_some(()),
         || {
             let missing: Vec<_> = acked.difference(&sink.received()).cloned().collect();
-            r.context(&format!("{} acknowledged instance(s) never reached the destination: {missing:?}", missing.len()))
+            r.context(&format!(
+                "{} acknowledged instance(s) never reached the destination: {missing:?}",
+                missing.len()
+            ))
         },
     );
-    assert!(r.log().contains("queue recovered"), "{}", r.context("no recovery line after restart"));
+    assert!(
+        r.log().contains("queue recovered"),
+        "{}",
+        r.context("no recovery line after restart")
+    );
     wait_for(
         Duration::from_secs(30),
         Duration::from_millis(200),
         || {
             let c = r.queue_counts();
-            (c["jobs"]["queued"] == 0 && c["jobs"]["in_flight"] == 0 && c["instances"]["received"] == 0)
+            (c["jobs"]["queued"] == 0
+                && c["jobs"]["in_flight"] == 0
+                && c["instances"]["received"] == 0)
                 .then_some(c)
         },
         || r.context(&format!("queue still has work: {}", r.queue_counts())),
@@ -99,5 +121,8 @@ fn acknowledged_instances_survive_sigkill() {
     // And after a clean stop the queue file still says so (counts read from disk, node down).
     r.stop();
     let c = r.queue_counts();
-    assert!(c["jobs"]["queued"] == 0 && c["jobs"]["in_flight"] == 0, "after stop: {c}");
+    assert!(
+        c["jobs"]["queued"] == 0 && c["jobs"]["in_flight"] == 0,
+        "after stop: {c}"
+    );
 }

@@ -26,7 +26,11 @@ enum Send {
     Storescu(&'static str),
     /// raw_store.py; overrides of (transfer syntax, SOP class, SOP instance) where the file meta
     /// lacks them or where the data set's own UID is what a sender would use.
-    Raw(Option<&'static str>, Option<&'static str>, Option<&'static str>),
+    Raw(
+        Option<&'static str>,
+        Option<&'static str>,
+        Option<&'static str>,
+    ),
 }
 
 /// What radroute does with it.
@@ -56,55 +60,106 @@ use Send::*;
 const CASES: &[Case] = &[
     // Native Pixel Data (Explicit VR LE) declared 8192 bytes, file ends early: the data set does
     // not parse. storescu refuses to read the file.
-    Case { file: "M1_MR_truncated_pixeldata.dcm", uid: "1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457",
-           send: Raw(None, None, None), expect: Refused(0xC000) },
+    Case {
+        file: "M1_MR_truncated_pixeldata.dcm",
+        uid: "1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457",
+        send: Raw(None, None, None),
+        expect: Refused(0xC000),
+    },
     // Enhanced MR, JPEG 2000: the pixel fragments end without the Sequence Delimitation Item
     // (truncated). storescu refuses to read it. (Before radroute's length check it was
     // acknowledged, then refused by every destination: dead letter.)
-    Case { file: "M2_J2K_fragment_too_short.dcm", uid: "1.2.826.0.1.3680043.2.1143.6455556726214900995651753669640998622",
-           send: Raw(None, None, None), expect: Refused(0xC000) },
+    Case {
+        file: "M2_J2K_fragment_too_short.dcm",
+        uid: "1.2.826.0.1.3680043.2.1143.6455556726214900995651753669640998622",
+        send: Raw(None, None, None),
+        expect: Refused(0xC000),
+    },
     // CT, JPEG lossless process 14 (.57, which storescu cannot propose) with a corrupt JPEG
     // stream; the data set itself is fine (its UID differs from the file meta's; a sender uses
     // the data set's): stored and forwarded untouched.
-    Case { file: "M3_JPEGLossless_bad_stream.dcm", uid: "9.99.999.9999",
-           send: Raw(None, None, Some("9.99.999.9999")), expect: Transcoded(512 * 512 * 2) },
+    Case {
+        file: "M3_JPEGLossless_bad_stream.dcm",
+        uid: "9.99.999.9999",
+        send: Raw(None, None, Some("9.99.999.9999")),
+        expect: Transcoded(512 * 512 * 2),
+    },
     // No preamble, no file meta, and a stray leading byte: every element is misaligned, one
     // declares a ~1.3 GB value. Sent as Explicit VR LE CT: refused. (Before radroute's length
     // check, dicom-parser allocated and zero-filled the 1.3 GB first: 15-60 s per store.)
-    Case { file: "M4_no_preamble_no_filemeta.dcm", uid: "1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322",
-           send: Raw(Some(EXPLICIT_LE), Some(CT), Some("1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322")),
-           expect: Refused(0xC000) },
+    Case {
+        file: "M4_no_preamble_no_filemeta.dcm",
+        uid: "1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322",
+        send: Raw(
+            Some(EXPLICIT_LE),
+            Some(CT),
+            Some("1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322"),
+        ),
+        expect: Refused(0xC000),
+    },
     // File meta without transfer syntax (and empty SOP UIDs); the body is nested undefined-length
     // sequences of invalid group-0001 elements. Sent as Implicit VR LE (the DICOM default): it
     // parses, but holds no SOP Instance UID, so it cannot match the request.
-    Case { file: "M5_filemeta_missing_transfer_syntax.dcm", uid: "1.2.3.4.5",
-           send: Raw(Some(IMPLICIT_LE), Some(SC), Some("1.2.3.4.5")), expect: Refused(0xA900) },
+    Case {
+        file: "M5_filemeta_missing_transfer_syntax.dcm",
+        uid: "1.2.3.4.5",
+        send: Raw(Some(IMPLICIT_LE), Some(SC), Some("1.2.3.4.5")),
+        expect: Refused(0xA900),
+    },
     // RT Dose with a value that does not fit its VR: the data set parses; stored and forwarded.
     // (RT Dose is outside radroute's default SOP classes: the test configures it.)
-    Case { file: "M6_bad_VR.dcm", uid: "1.9.999.999.99.9.9999.9999.20030818153516",
-           send: Storescu("-xe"), expect: Forwarded },
+    Case {
+        file: "M6_bad_VR.dcm",
+        uid: "1.9.999.999.99.9.9999.9999.20030818153516",
+        send: Storescu("-xe"),
+        expect: Forwarded,
+    },
     // CT JPEG lossless SV1 with a malformed sequence and a non-UID SOP Instance UID: parses;
     // stored and forwarded.
-    Case { file: "M7_bad_sequence_JPEGLL.dcm", uid: "dccc9599087131742838cc1162a630fea87ba9bf61ac09bfda90d4adfa5ddaed",
-           send: Storescu("-xs"), expect: Forwarded },
+    Case {
+        file: "M7_bad_sequence_JPEGLL.dcm",
+        uid: "dccc9599087131742838cc1162a630fea87ba9bf61ac09bfda90d4adfa5ddaed",
+        send: Storescu("-xs"),
+        expect: Forwarded,
+    },
     // DX JPEG 2000 lossless with a bad COM marker in the codestream: pixel data is opaque to
     // the store path; stored and forwarded.
-    Case { file: "M8_DX_J2K_bad_COM_marker.dcm", uid: "1.2.392.200046.100.2.1.97028794843.150131102105.1.1.1",
-           send: Storescu("-xv"), expect: Forwarded },
+    Case {
+        file: "M8_DX_J2K_bad_COM_marker.dcm",
+        uid: "1.2.392.200046.100.2.1.97028794843.150131102105.1.1.1",
+        send: Storescu("-xv"),
+        expect: Forwarded,
+    },
     // CR JPEG extended whose header (bits, size) disagrees with the JPEG stream: stored and
     // forwarded.
-    Case { file: "M9_CR_JPEGExtended_header_vs_stream_mismatch.dcm", uid: "1.3.6.1.4.1.5962.1.1.10.1.5.20040826185059.5457",
-           send: Storescu("-xx"), expect: Forwarded },
+    Case {
+        file: "M9_CR_JPEGExtended_header_vs_stream_mismatch.dcm",
+        uid: "1.3.6.1.4.1.5962.1.1.10.1.5.20040826185059.5457",
+        send: Storescu("-xx"),
+        expect: Forwarded,
+    },
     // CR JPEG lossless SV1 cut early: a fragment declares 65536 bytes, far fewer follow.
     // storescu refuses to read it. (Was acknowledged, then a dead letter.)
-    Case { file: "M10_derived_cut_in_header.dcm", uid: "1.3.6.1.4.1.5962.1.1.10.1.4.20040826185059.5457",
-           send: Raw(None, None, None), expect: Refused(0xC000) },
+    Case {
+        file: "M10_derived_cut_in_header.dcm",
+        uid: "1.3.6.1.4.1.5962.1.1.10.1.4.20040826185059.5457",
+        send: Raw(None, None, None),
+        expect: Refused(0xC000),
+    },
     // Same object cut in the middle of a fragment. (Was acknowledged, then a dead letter.)
-    Case { file: "M11_derived_cut_mid_fragment.dcm", uid: "1.3.6.1.4.1.5962.1.1.10.1.4.20040826185059.5457",
-           send: Raw(None, None, None), expect: Refused(0xC000) },
+    Case {
+        file: "M11_derived_cut_mid_fragment.dcm",
+        uid: "1.3.6.1.4.1.5962.1.1.10.1.4.20040826185059.5457",
+        send: Raw(None, None, None),
+        expect: Refused(0xC000),
+    },
     // Mammogram (SC) JPEG extended, header vs stream mismatch: stored and forwarded.
-    Case { file: "M12_breast_JPEGExtended_header_vs_stream_mismatch.dcm", uid: "1.3.6.1.4.1.5962.1.1.3.1.5.20040826185059.5457",
-           send: Storescu("-xx"), expect: Forwarded },
+    Case {
+        file: "M12_breast_JPEGExtended_header_vs_stream_mismatch.dcm",
+        uid: "1.3.6.1.4.1.5962.1.1.3.1.5.20040826185059.5457",
+        send: Storescu("-xx"),
+        expect: Forwarded,
+    },
 ];
 
 /// Sends one case and returns the status radroute answered (None: no response).
@@ -112,13 +167,25 @@ fn send(r: &Radroute, case: &Case, timeout: Duration) -> (Option<u16>, String) {
     let path = sample(&format!("malformed/{}", case.file));
     match case.send {
         Storescu(flag) => {
-            let run = storescu("RADROUTE", r.dicom_port, &[flag], std::slice::from_ref(&path));
+            let run = storescu(
+                "RADROUTE",
+                r.dicom_port,
+                &[flag],
+                std::slice::from_ref(&path),
+            );
             let status = match run.responses.get(&path) {
                 Some(Some(s)) if s == "Success" => Some(0),
                 Some(Some(s)) => Some(
                     // "Failed: ..." / "Refused: ..." / "Error: ..." with the code in the text, e.g. 0xc000
                     s.split_whitespace()
-                        .find_map(|w| u16::from_str_radix(w.trim_start_matches("0x").trim_end_matches(','), 16).ok().filter(|_| w.starts_with("0x")))
+                        .find_map(|w| {
+                            u16::from_str_radix(
+                                w.trim_start_matches("0x").trim_end_matches(','),
+                                16,
+                            )
+                            .ok()
+                            .filter(|_| w.starts_with("0x"))
+                        })
                         .unwrap_or(0xFFFF),
                 ),
                 _ => None,
@@ -126,7 +193,8 @@ fn send(r: &Radroute, case: &Case, timeout: Duration) -> (Option<u16>, String) {
             (status, run.log)
         }
         Raw(ts, class, uid) => {
-            let (outcome, log) = raw_store(r.dicom_port, "RADROUTE", &path, ts, class, uid, timeout);
+            let (outcome, log) =
+                raw_store(r.dicom_port, "RADROUTE", &path, ts, class, uid, timeout);
             let status = match outcome {
                 RawOutcome::Status(s) => Some(s),
                 _ => None,
@@ -143,11 +211,11 @@ fn malformed_files_are_refused_or_stored_and_the_node_keeps_serving() {
     let sink = StoreScp::start(&dir.path().join("sink"), "SINK", free_port());
     let mut config = Config::default().destination("sink", "SINK", sink.port);
     config.sop_classes = [
-        "1.2.840.10008.5.1.4.1.1.1",     // CR
-        "1.2.840.10008.5.1.4.1.1.1.1",   // DX
+        "1.2.840.10008.5.1.4.1.1.1",   // CR
+        "1.2.840.10008.5.1.4.1.1.1.1", // DX
         CT,
-        "1.2.840.10008.5.1.4.1.1.4",     // MR
-        "1.2.840.10008.5.1.4.1.1.4.1",   // Enhanced MR
+        "1.2.840.10008.5.1.4.1.1.4",   // MR
+        "1.2.840.10008.5.1.4.1.1.4.1", // Enhanced MR
         SC,
         "1.2.840.10008.5.1.4.1.1.481.2", // RT Dose
     ]
@@ -165,7 +233,10 @@ fn malformed_files_are_refused_or_stored_and_the_node_keeps_serving() {
             Forwarded | Transcoded(_) => 0,
         };
         if status != Some(want) {
-            failures.push(format!("{}: expected status {want:04X}, got {status:04X?}\n{log}", case.file));
+            failures.push(format!(
+                "{}: expected status {want:04X}, got {status:04X?}\n{log}",
+                case.file
+            ));
         }
         // A refusal is cheap: no value is allocated for a length the data cannot hold.
         if matches!(case.expect, Refused(_)) && took > Duration::from_secs(10) {
@@ -175,7 +246,10 @@ fn malformed_files_are_refused_or_stored_and_the_node_keeps_serving() {
         let g = &good[i].path;
         let run = storescu("RADROUTE", r.dicom_port, &[], std::slice::from_ref(g));
         if !run.all_ok(std::slice::from_ref(g)) {
-            failures.push(format!("good instance after {} not acknowledged:\n{}", case.file, run.log));
+            failures.push(format!(
+                "good instance after {} not acknowledged:\n{}",
+                case.file, run.log
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", r.context(&failures.join("\n\n")));
@@ -192,12 +266,21 @@ fn malformed_files_are_refused_or_stored_and_the_node_keeps_serving() {
         Duration::from_secs(30),
         Duration::from_millis(200),
         || want.is_subset(&sink.received()).then_some(()),
-        || r.context(&format!("missing at the destination: {:?}", want.difference(&sink.received()).collect::<Vec<_>>())),
+        || {
+            r.context(&format!(
+                "missing at the destination: {:?}",
+                want.difference(&sink.received()).collect::<Vec<_>>()
+            ))
+        },
     );
     let received = sink.received();
     for case in CASES {
         if let Refused(_) = case.expect {
-            assert!(!received.contains(case.uid), "{} was refused but reached the destination", case.file);
+            assert!(
+                !received.contains(case.uid),
+                "{} was refused but reached the destination",
+                case.file
+            );
         }
     }
     // Forwarded untouched: the destination's copy of a Forwarded case has the original's
@@ -210,14 +293,36 @@ fn malformed_files_are_refused_or_stored_and_the_node_keeps_serving() {
             radroute_e2e::dicom::summary(&path),
         ) {
             (Ok(o), Ok(c)) => {
-                assert_eq!(c.transfer_syntax, o.transfer_syntax, "{}: forwarded in another syntax", case.file);
-                assert!(c.pixels == o.pixels, "{}: Pixel Data changed on the way: {} -> {}", case.file, o.pixels.describe(), c.pixels.describe());
+                assert_eq!(
+                    c.transfer_syntax, o.transfer_syntax,
+                    "{}: forwarded in another syntax",
+                    case.file
+                );
+                assert!(
+                    c.pixels == o.pixels,
+                    "{}: Pixel Data changed on the way: {} -> {}",
+                    case.file,
+                    o.pixels.describe(),
+                    c.pixels.describe()
+                );
             }
             (o, c) => {
                 // dicom-object cannot read one of them: compare the bytes from Pixel Data on.
-                eprintln!("[malformed] {}: byte comparison ({:?} / {:?})", case.file, o.err(), c.err());
-                let (a, b) = (radroute_e2e::dicom::pixel_tail(&original), radroute_e2e::dicom::pixel_tail(&path));
-                assert!(a.is_some() && a == b, "{}: Pixel Data bytes differ at the destination", case.file);
+                eprintln!(
+                    "[malformed] {}: byte comparison ({:?} / {:?})",
+                    case.file,
+                    o.err(),
+                    c.err()
+                );
+                let (a, b) = (
+                    radroute_e2e::dicom::pixel_tail(&original),
+                    radroute_e2e::dicom::pixel_tail(&path),
+                );
+                assert!(
+                    a.is_some() && a == b,
+                    "{}: Pixel Data bytes differ at the destination",
+                    case.file
+                );
             }
         }
     }
@@ -226,7 +331,11 @@ fn malformed_files_are_refused_or_stored_and_the_node_keeps_serving() {
         if let Transcoded(len) = case.expect {
             let path = sink.file_for(case.uid).expect("forwarded file");
             let copy = radroute_e2e::dicom::summary(&path).expect("read forwarded copy");
-            assert_eq!(copy.transfer_syntax, EXPLICIT_LE, "{}: forwarded syntax", case.file);
+            assert_eq!(
+                copy.transfer_syntax, EXPLICIT_LE,
+                "{}: forwarded syntax",
+                case.file
+            );
             assert!(
                 matches!(&copy.pixels, radroute_e2e::dicom::Pixels::Native(b) if b.len() == len),
                 "{}: expected {len} native bytes, got {}",

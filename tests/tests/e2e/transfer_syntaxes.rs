@@ -17,19 +17,55 @@ const CASES: &[(&str, &str, &str)] = &[
     ("good/01_CT_ExplicitLE_MONO2_16s.dcm", "-xe", EXPLICIT_LE),
     // radroute proposes Explicit and Implicit VR LE in one context and Orthanc picks Explicit,
     // so an implicit instance is re-encoded; Pixel Data must still be identical.
-    ("good/02_MR_ImplicitLE_MONO2_16s.dcm", "-xi", "1.2.840.10008.1.2|1.2.840.10008.1.2.1"),
-    ("good/03_MR_ExplicitBE_MONO2_16s.dcm", "-xb", "1.2.840.10008.1.2.2"),
+    (
+        "good/02_MR_ImplicitLE_MONO2_16s.dcm",
+        "-xi",
+        "1.2.840.10008.1.2|1.2.840.10008.1.2.1",
+    ),
+    (
+        "good/03_MR_ExplicitBE_MONO2_16s.dcm",
+        "-xb",
+        "1.2.840.10008.1.2.2",
+    ),
     // radroute never deflates on the way out: deflated arrives as Explicit VR LE.
     ("good/04_OT_DeflatedLE_MONO2_8u.dcm", "-xd", EXPLICIT_LE),
     ("good/05_MR_RLE_MONO2_16s.dcm", "-xr", "1.2.840.10008.1.2.5"),
-    ("good/07_OT_JPEGBaseline_MONO2_8u.dcm", "-xy", "1.2.840.10008.1.2.4.50"),
-    ("good/09_NM_JPEGExtended_MONO2_12u.dcm", "-xx", "1.2.840.10008.1.2.4.51"),
-    ("good/13_NM_JPEGLosslessSV1_MONO2_16s.dcm", "-xs", "1.2.840.10008.1.2.4.70"),
+    (
+        "good/07_OT_JPEGBaseline_MONO2_8u.dcm",
+        "-xy",
+        "1.2.840.10008.1.2.4.50",
+    ),
+    (
+        "good/09_NM_JPEGExtended_MONO2_12u.dcm",
+        "-xx",
+        "1.2.840.10008.1.2.4.51",
+    ),
+    (
+        "good/13_NM_JPEGLosslessSV1_MONO2_16s.dcm",
+        "-xs",
+        "1.2.840.10008.1.2.4.70",
+    ),
     // (27_JPEGLSLossless lacks Patient/Study/Series UIDs: Orthanc itself refuses it with A700.)
-    ("good/15_CR_hip_JPEGLSLossless_MONO2_10u.dcm", "-xt", "1.2.840.10008.1.2.4.80"),
-    ("good/31_CR_tibia_JPEGLSNear_MONO1_10u.dcm", "-xu", "1.2.840.10008.1.2.4.81"),
-    ("good/17_CR_tibia_J2KLossless_MONO1_10u.dcm", "-xv", "1.2.840.10008.1.2.4.90"),
-    ("good/25_DX_pedpelvis_J2K_RGB_8u.dcm", "-xw", "1.2.840.10008.1.2.4.91"),
+    (
+        "good/15_CR_hip_JPEGLSLossless_MONO2_10u.dcm",
+        "-xt",
+        "1.2.840.10008.1.2.4.80",
+    ),
+    (
+        "good/31_CR_tibia_JPEGLSNear_MONO1_10u.dcm",
+        "-xu",
+        "1.2.840.10008.1.2.4.81",
+    ),
+    (
+        "good/17_CR_tibia_J2KLossless_MONO1_10u.dcm",
+        "-xv",
+        "1.2.840.10008.1.2.4.90",
+    ),
+    (
+        "good/25_DX_pedpelvis_J2K_RGB_8u.dcm",
+        "-xw",
+        "1.2.840.10008.1.2.4.91",
+    ),
 ];
 
 #[test]
@@ -55,11 +91,19 @@ fn storescu_to_orthanc_keeps_uids_pixels_and_syntax() {
         } else {
             summary(&path).expect("read original")
         };
-        let run = storescu("RADROUTE", r.dicom_port, &[flag], std::slice::from_ref(&path));
+        let run = storescu(
+            "RADROUTE",
+            r.dicom_port,
+            &[flag],
+            std::slice::from_ref(&path),
+        );
         assert!(
             run.all_ok(std::slice::from_ref(&path)),
             "{}",
-            r.context(&format!("storescu {flag} {file} was not acknowledged:\n{}", run.log))
+            r.context(&format!(
+                "storescu {flag} {file} was not acknowledged:\n{}",
+                run.log
+            ))
         );
         let id = wait_for(
             Duration::from_secs(30),
@@ -77,7 +121,10 @@ fn storescu_to_orthanc_keeps_uids_pixels_and_syntax() {
         std::fs::write(&got_path, orthanc.file(&id)).unwrap();
         let got = summary(&got_path).expect("read Orthanc's copy");
         if got.sop_instance_uid != original.sop_instance_uid {
-            problems.push(format!("{file}: SOP Instance UID {} != {}", got.sop_instance_uid, original.sop_instance_uid));
+            problems.push(format!(
+                "{file}: SOP Instance UID {} != {}",
+                got.sop_instance_uid, original.sop_instance_uid
+            ));
         }
         if !expected_ts.split('|').any(|ts| ts == got.transfer_syntax) {
             problems.push(format!(
@@ -88,7 +135,10 @@ fn storescu_to_orthanc_keeps_uids_pixels_and_syntax() {
         // Orthanc's record of the syntax it received must agree with the file it serves.
         let received_ts = orthanc.transfer_syntax(&id);
         if received_ts != got.transfer_syntax {
-            problems.push(format!("{file}: Orthanc metadata says {received_ts}, file says {}", got.transfer_syntax));
+            problems.push(format!(
+                "{file}: Orthanc metadata says {received_ts}, file says {}",
+                got.transfer_syntax
+            ));
         }
         if got.pixels != original.pixels {
             problems.push(format!(
@@ -97,7 +147,12 @@ fn storescu_to_orthanc_keeps_uids_pixels_and_syntax() {
                 got.pixels.describe()
             ));
         }
-        eprintln!("[syntaxes] {file} {flag}: {} -> {} ({})", original.transfer_syntax, got.transfer_syntax, got.pixels.describe());
+        eprintln!(
+            "[syntaxes] {file} {flag}: {} -> {} ({})",
+            original.transfer_syntax,
+            got.transfer_syntax,
+            got.pixels.describe()
+        );
         orthanc.delete(&id);
     }
     assert!(problems.is_empty(), "{}", r.context(&problems.join("\n")));

@@ -29,7 +29,11 @@ fn down_destination_catches_up_without_delaying_the_other() {
 
     let started = Instant::now();
     let run = storescu("RADROUTE", r.dicom_port, &[], &files);
-    assert!(run.all_ok(&files), "{}", r.context(&format!("not all acknowledged:\n{}", run.log)));
+    assert!(
+        run.all_ok(&files),
+        "{}",
+        r.context(&format!("not all acknowledged:\n{}", run.log))
+    );
 
     wait_for(
         Duration::from_secs(20),
@@ -44,7 +48,10 @@ fn down_destination_catches_up_without_delaying_the_other() {
         },
     );
     let healthy_after = started.elapsed();
-    assert!(!is_listening(down_port), "nothing should listen on the down destination's port yet");
+    assert!(
+        !is_listening(down_port),
+        "nothing should listen on the down destination's port yet"
+    );
 
     // The healthy destination's jobs are recorded as delivered (storescp writes the file just
     // before it answers, so this can lag the files by a moment); the down destination's jobs
@@ -56,10 +63,18 @@ fn down_destination_catches_up_without_delaying_the_other() {
             let c = r.queue_counts();
             (c["destinations"]["up"]["delivered"] == expected.len() as u64).then_some(c)
         },
-        || r.context(&format!("healthy destination's jobs not all delivered: {}", r.queue_counts())),
+        || {
+            r.context(&format!(
+                "healthy destination's jobs not all delivered: {}",
+                r.queue_counts()
+            ))
+        },
     );
     let down = &counts["destinations"]["down"];
-    assert_eq!(down["delivered"], 0, "down destination cannot have deliveries: {counts}");
+    assert_eq!(
+        down["delivered"], 0,
+        "down destination cannot have deliveries: {counts}"
+    );
     assert_eq!(
         down["queued"].as_u64().unwrap_or(0) + down["in_flight"].as_u64().unwrap_or(0),
         expected.len() as u64,
