@@ -13,6 +13,10 @@ pub struct ScpOptions {
     pub require_called_ae_title: bool,
     /// Concurrent associations; beyond it, A-ASSOCIATE-RJ (transient, local limit exceeded).
     pub max_associations: usize,
+    /// Concurrent associations per calling AE title (0: no per-AE limit); beyond it,
+    /// A-ASSOCIATE-RJ (transient). Not applied to TLS associations (the AE title is inside the
+    /// encrypted stream).
+    pub max_associations_per_ae: usize,
     /// Maximum PDU length this node receives.
     pub max_pdu: u32,
     /// Storage SOP Class UIDs accepted (Verification is always accepted).
@@ -124,6 +128,7 @@ impl Default for ScpOptions {
             ae_title: "RADROUTE".into(),
             require_called_ae_title: false,
             max_associations: 32,
+            max_associations_per_ae: 0,
             max_pdu: 65_536,
             sop_classes: DEFAULT_SOP_CLASSES
                 .iter()

@@ -41,3 +41,27 @@ pub async fn reject_over_limit(mut socket: TcpStream, timeout: Duration) -> std:
     .await
     .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "peer sent no A-ASSOCIATE-RQ"))?
 }
+
+/// Reads the calling AE title of the A-ASSOCIATE-RQ waiting on `socket` without consuming it
+/// (TCP peek), so negotiation proceeds normally afterwards. `None` when the peer sends no
+/// A-ASSOCIATE-RQ header within `timeout`.
+pub async fn peek_calling_ae(socket: &TcpStream, timeout: Duration) -> Option<String> {
+    // PDU type (1), reserved (1), length (4), protocol version (2), reserved (2),
+    // called AE (16), calling AE (16).
+    let mut buf = [0u8; 42];
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let n = tokio::time::timeout_at(deadline, socket.peek(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 || buf[0] != 0x01 {
+            return None;
+        }
+        if n >= buf.len() {
+            let ae = String::from_utf8_lossy(&buf[26..42]).trim().to_string();
+            return Some(ae);
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}

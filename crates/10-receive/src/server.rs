@@ -36,6 +36,45 @@ pub enum ServeError {
     },
 }
 
+/// Open associations per calling AE title, for `max_associations_per_ae`.
+#[derive(Debug, Default)]
+struct PerAeCounter {
+    open: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// One open association of a calling AE; released on drop.
+struct PerAeSlot {
+    counter: Arc<PerAeCounter>,
+    ae: String,
+}
+
+impl PerAeCounter {
+    fn acquire(self: &Arc<Self>, ae: &str, limit: usize) -> Option<PerAeSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(ae.to_string()).or_insert(0);
+        if *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some(PerAeSlot {
+            counter: self.clone(),
+            ae: ae.to_string(),
+        })
+    }
+}
+
+impl Drop for PerAeSlot {
+    fn drop(&mut self) {
+        let mut open = self.counter.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.ae) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.ae);
+            }
+        }
+    }
+}
+
 /// Serves associations on `listener` until `shutdown` resolves, then drains.
 ///
 /// `options` may change while serving (configuration reload): each new association negotiates
@@ -51,6 +90,7 @@ pub async fn serve<H: StoreHandler>(
     let limit = Arc::new(Semaphore::new(initial.max_associations.max(1)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let next_id = AtomicU64::new(1);
+    let per_ae = Arc::new(PerAeCounter::default());
     let mut tasks = JoinSet::new();
     let local = listener
         .local_addr()
@@ -92,7 +132,27 @@ pub async fn serve<H: StoreHandler>(
             Ok(permit) => {
                 let handler = handler.clone();
                 let stop = stop_rx.clone();
+                let per_ae = per_ae.clone();
                 tasks.spawn(async move {
+                    // Per-AE limit: the calling AE title is read (peeked, not consumed) from
+                    // the A-ASSOCIATE-RQ before negotiation, so an over-limit modality gets a
+                    // transient rejection like the global limit.
+                    let mut _slot = None;
+                    if options.max_associations_per_ae > 0 && options.tls.is_none() {
+                        let calling = crate::reject::peek_calling_ae(&socket, Duration::from_secs(5)).await;
+                        if let Some(ae) = calling {
+                            match per_ae.acquire(&ae, options.max_associations_per_ae) {
+                                Some(slot) => _slot = Some(slot),
+                                None => {
+                                    metrics::counter!("radroute_associations_total", "outcome" => "rejected_ae_limit").increment(1);
+                                    warn!(assoc = id, %peer, calling_ae = %ae, limit = options.max_associations_per_ae, "per-AE association limit reached: A-ASSOCIATE-RJ (transient)");
+                                    let _ = reject_over_limit(socket, Duration::from_secs(10)).await;
+                                    drop(permit);
+                                    return;
+                                }
+                            }
+                        }
+                    }
                     run_association(id, socket, peer, options, handler, stop).await;
                     drop(permit);
                 });

@@ -81,6 +81,8 @@ pub struct NodeConfig {
     pub listen: String,
     /// Concurrent associations before A-ASSOCIATE-RJ.
     pub max_associations: usize,
+    /// Concurrent associations per calling AE title (0: unlimited).
+    pub max_associations_per_ae: usize,
     /// Maximum PDU length received.
     pub max_pdu: u32,
     /// Reject associations whose called AE title is not `ae_title`.
@@ -118,6 +120,7 @@ impl Default for NodeConfig {
             ae_title: "RADROUTE".into(),
             listen: "0.0.0.0:11112".into(),
             max_associations: 32,
+            max_associations_per_ae: 0,
             max_pdu: 65_536,
             require_called_ae_title: false,
             idle_timeout_secs: 120,
@@ -412,6 +415,7 @@ impl Config {
             ae_title: self.node.ae_title.clone(),
             require_called_ae_title: self.node.require_called_ae_title,
             max_associations: self.node.max_associations,
+            max_associations_per_ae: self.node.max_associations_per_ae,
             max_pdu: self.node.max_pdu,
             idle_timeout: Duration::from_secs(self.node.idle_timeout_secs.max(1)),
             ..Default::default()
