@@ -226,15 +226,26 @@ async fn serve(cfg: Config) -> Result<(), NodeError> {
             addr: cfg.node.listen.clone(),
             source,
         })?;
+    let min_free_bytes = Arc::new(std::sync::atomic::AtomicU64::new(
+        cfg.node.min_free_mb << 20,
+    ));
     let handler = Arc::new(store::SpoolingHandler {
         spool: spool.clone(),
         queue: queue.clone(),
         wake_processing: wake_processing.clone(),
-        min_free_bytes: cfg.node.min_free_mb << 20,
+        min_free_bytes: min_free_bytes.clone(),
     });
     let (scp_tx, scp_rx) = watch::channel(Arc::new(scp_options));
     let scp = radroute_receive::serve(listener, scp_rx, handler, shutdown_signal());
-    let reload = reload_on_sighup(cfg.source.clone(), processing.clone(), scp_tx, workers);
+    let reload = reload_on_sighup(
+        cfg.source.clone(),
+        Reloadable {
+            processing: processing.clone(),
+            scp: scp_tx,
+            min_free_bytes,
+        },
+        workers,
+    );
     tokio::select! {
         result = scp => {
             if let Err(e) = result {
@@ -308,16 +319,18 @@ impl ForwardWorkers {
     }
 }
 
-/// Reloads the configuration on SIGHUP: routing rules, the SCP's negotiation policy (allow-list,
-/// SOP classes, transfer syntaxes) and destinations. Associations in flight are not touched. A
-/// file with errors is refused with a log line and the running configuration stays. Listen
-/// addresses, the association limit, the spool and the queue need a restart.
-async fn reload_on_sighup(
-    path: std::path::PathBuf,
+/// What a reload can change while the node runs.
+struct Reloadable {
     processing: Arc<process::Processing>,
     scp: watch::Sender<Arc<radroute_receive::ScpOptions>>,
-    mut workers: ForwardWorkers,
-) {
+    min_free_bytes: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Reloads the configuration on SIGHUP: routing rules, the SCP's negotiation policy (allow-list,
+/// SOP classes, transfer syntaxes, TLS), the disk watermark and destinations. Associations in flight are not touched. A
+/// file with errors is refused with a log line and the running configuration stays. Listen
+/// addresses, the association limit, the spool and the queue need a restart.
+async fn reload_on_sighup(path: std::path::PathBuf, live: Reloadable, mut workers: ForwardWorkers) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -341,8 +354,16 @@ async fn reload_on_sighup(
                 warn!("configuration reload refused; keeping the running configuration");
                 continue;
             };
-            *processing.rules.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
-            let _ = scp.send(Arc::new(options));
+            *live
+                .processing
+                .rules
+                .write()
+                .unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
+            let _ = live.scp.send(Arc::new(options));
+            live.min_free_bytes.store(
+                cfg.node.min_free_mb << 20,
+                std::sync::atomic::Ordering::Relaxed,
+            );
             workers.apply(destinations, &mut tasks);
             metrics::counter!("radroute_config_reloads_total").increment(1);
             info!(

@@ -29,14 +29,17 @@ pub struct SpoolingHandler {
     pub(crate) spool: Arc<Spool>,
     pub(crate) queue: Arc<dyn ForwardQueue>,
     pub(crate) wake_processing: Arc<Notify>,
-    pub(crate) min_free_bytes: u64,
+    /// Disk watermark; an atomic so a configuration reload can change it.
+    pub(crate) min_free_bytes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl StoreHandler for SpoolingHandler {
     async fn store(&self, instance: IncomingInstance) -> StoreResult {
         let spool = self.spool.clone();
         let queue = self.queue.clone();
-        let min_free = self.min_free_bytes;
+        let min_free = self
+            .min_free_bytes
+            .load(std::sync::atomic::Ordering::Relaxed);
         let result = tokio::task::spawn_blocking(move || {
             store_blocking(&spool, queue.as_ref(), min_free, instance)
         })
