@@ -120,6 +120,9 @@ pub const DEFAULT_TRANSFER_SYNTAXES: &[(&str, &str)] = &[
     ("1.2.840.10008.1.2.4.81", "JPEG-LS Near-Lossless"),
     ("1.2.840.10008.1.2.4.90", "JPEG 2000 Lossless Only"),
     ("1.2.840.10008.1.2.4.91", "JPEG 2000"),
+    ("1.2.840.10008.1.2.4.201", "High-Throughput JPEG 2000 Lossless"),
+    ("1.2.840.10008.1.2.4.202", "High-Throughput JPEG 2000 with RPCL Options Lossless"),
+    ("1.2.840.10008.1.2.4.203", "High-Throughput JPEG 2000"),
 ];
 
 impl Default for ScpOptions {
