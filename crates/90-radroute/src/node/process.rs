@@ -282,7 +282,7 @@ impl Processing {
             }
         }
         if modified {
-            if let Err(e) = write_processed(&self.spool, &id, &obj) {
+            if let Err(e) = write_processed(&self.spool, &id, &mut obj) {
                 notes.push(format!(
                     "processed file not written, forwarding the original: {e}"
                 ));
@@ -395,7 +395,7 @@ impl Processing {
             value: body_part.to_string(),
         };
         super::edits::apply(&mut obj, &[edit])?;
-        write_processed(&self.spool, &id, &obj)
+        write_processed(&self.spool, &id, &mut obj)
     }
 
     /// The file cannot be read: route on what the queue knows (no attributes, no label).
@@ -428,14 +428,17 @@ impl Processing {
 
 /// Writes the coerced object next to the original. Same transfer syntax as received, except
 /// Deflated, which is written as Explicit VR Little Endian (see docs/ARCHITECTURE.md).
-fn write_processed(spool: &Spool, id: &InstanceId, obj: &DefaultDicomObject) -> Result<(), String> {
-    let mut obj = obj.clone();
+fn write_processed(
+    spool: &Spool,
+    id: &InstanceId,
+    obj: &mut DefaultDicomObject,
+) -> Result<(), String> {
     if obj.meta().transfer_syntax() == radroute_forward::part10::DEFLATED_EXPLICIT_VR_LE {
         obj.meta_mut().set_transfer_syntax(
             &dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN,
         );
     }
-    let mut bytes = Vec::new();
+    let mut bytes = Vec::with_capacity(16 << 20);
     obj.write_all(&mut bytes).map_err(|e| e.to_string())?;
     spool
         .store(FileKind::Processed, id, &bytes)
