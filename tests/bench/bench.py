@@ -649,14 +649,15 @@ def tables(rows, a):
         if not rs:
             continue
         md += ["", "### %s" % corpus, "",
-               "| conc | path | delivered | images/s | MB/s | ack images/s | p50 ms | p99 ms | peak RSS MB | router CPU s | labelled / abstained |",
+               "| conc | path | delivered | images/s | MB/s | ack images/s | p50 ms | p99 ms | peak RSS MB | router CPU s | classified (labelled / abstained) |",
                "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for r in rs:
             if r.get("note"):
                 md.append("| %s | %s %s | **%s** | | | | | | | | |" % (r["conc"], r["path"], PATHS[r["path"]], r["note"]))
                 continue
             ack = r["accepted"] / r["ack_seconds"] if r.get("ack_seconds") else None
-            lab = "%s / %s" % (r["labelled"], r["abstained"]) if r["path"] in "de" and "labelled" in r else ""
+            lab = ("%s (%s / %s)" % (r.get("stage_classify_n", 0), r["labelled"], r["abstained"])
+                   if r["path"] in "de" and "labelled" in r else "")
             md.append("| %s | %s %s | %s/%s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 r["conc"], r["path"], PATHS[r["path"]], r["delivered"], r["offered"], fmt(r["images_per_s"]),
                 fmt(r["mb_per_s"]), fmt(ack), fmt(r["p50_ms"], 0), fmt(r["p99_ms"], 0),
