@@ -9,6 +9,7 @@ pub mod label;
 mod process;
 mod purge;
 mod store;
+mod validate;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
