@@ -184,6 +184,25 @@ def port_open(port):
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def bindable(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("0.0.0.0", port))     # storescp and Orthanc listen on every address
+            return True
+        except OSError:
+            return False
+
+
+def free_ports(base, n):
+    """Four free ports for the next measurement (other people's tests run on this machine too);
+    rotates through 40 blocks of 10 so that no port is reused right away."""
+    for k in range(n, n + 200):
+        b = base + (k % 40) * 10
+        if all(bindable(p) for p in range(b, b + 4)):
+            return dict(sink=b, router=b + 1, admin=b + 2, http=b + 3), k + 1
+    raise RuntimeError("no free ports from %d" % base)
+
+
 def wait_port(port, proc, what, timeout=60):
     t0 = time.time()
     while time.time() - t0 < timeout:
@@ -749,7 +768,7 @@ def main():
                     "else tests/fixtures/models/tiny)")
     ap.add_argument("--ort-dylib", default=os.environ.get("ORT_DYLIB_PATH") or next(iter(sorted(glob.glob(
         os.path.join(REPO, ".venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so*")))), None))
-    ap.add_argument("--base-port", type=int, default=19100)
+    ap.add_argument("--base-port", type=int, default=41100)
     ap.add_argument("--stall", type=float, default=20, help="give up waiting after this long without an arrival")
     ap.add_argument("--run-timeout", type=float, default=600)
     ap.add_argument("--perf", action="store_true", help="profile radroute (d, e) with perf record; "
@@ -815,9 +834,7 @@ def main():
                 for path in a.paths:
                     if path == "d" and not d_ok:
                         continue
-                    base = a.base_port + (n_run % 40) * 10
-                    ports = dict(sink=base, router=base + 1, admin=base + 2, http=base + 3)
-                    n_run += 1
+                    ports, n_run = free_ports(a.base_port, n_run)
                     run_dir = os.path.join(res, "runs", "%s-c%d-%s-r%d" % (corpus, conc, path, rep))
                     subprocess.run(["sync"])      # no write-back of the previous run during this one
                     time.sleep(1)
