@@ -71,11 +71,11 @@ def confusion(p, truth, thresholds) -> np.ndarray:
     return cm
 
 
-def choose_threshold(p, truth, max_five_abstain=0.01, grid=None):
+def choose_threshold(p, truth, max_five_abstain=0.02, grid=None):
     """One threshold for all classes, chosen on validation data: the largest share of `other`
     abstained subject to at most `max_five_abstain` of the five classes abstained; among the
     thresholds that reach it, the middle one (margin on both sides)."""
-    grid = np.round(np.arange(0.30, 0.96, 0.01), 2) if grid is None else grid
+    grid = np.round(np.arange(0.10, 0.96, 0.01), 2) if grid is None else grid
     rows = []
     for t in grid:
         m = point_metrics(p, truth, [t] * len(CLASSES))
