@@ -645,6 +645,9 @@ def radroute_log_timings(logfile):
         text = re.sub(r"\x1b\[[0-9;]*m", "", open(logfile, errors="replace").read())
     except OSError:
         return out
+    m = re.search(r"model loaded model=(\S+) version=(\S+) .*?execution_provider=\"?(\w+)", text)
+    if m:
+        out["model"] = "%s %s (%s)" % m.groups()
     for key, pat in (("log_store_ms", r"C-STORE stored .* ms=(\d+)"), ("log_routed_ms", r"instance routed .* ms=(\d+)")):
         v = [int(x) for x in re.findall(pat, text)]
         if v:
@@ -822,7 +825,7 @@ def main():
     n_run = 0
     fields = ["corpus", "conc", "path", "rep", "offered", "accepted", "send_failed", "delivered", "seconds",
               "ack_seconds", "images_per_s", "mb_per_s", "p50_ms", "p99_ms", "max_ms", "peak_rss_mb",
-              "router_cpu_s", "labelled", "abstained", "note"]
+              "router_cpu_s", "labelled", "abstained", "model", "note"]
     extra = set()
     raw = []
     t_all = time.time()
@@ -867,6 +870,9 @@ def main():
         for r in raw:
             w.writerow(r)
     info["load_end"] = open("/proc/loadavg").read().strip()
+    loaded = sorted({r["model"] for r in raw if r.get("model")})
+    if d_ok:
+        model_note = "%s, %s" % (a.model, " / ".join(loaded) or "model not reported loaded")
     cmd = " ".join([os.path.relpath(sys.argv[0], REPO) if sys.argv[0].startswith(REPO) else sys.argv[0]] + sys.argv[1:])
     head = ["## radroute benchmark, %s" % info["date"], "",
             "- command: `%s` (%.0f s)" % (cmd, time.time() - t_all),
