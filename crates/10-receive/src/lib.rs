@@ -15,7 +15,6 @@
 //! - [`server`]: the accept loop ([`serve`]), association limit, graceful shutdown.
 //! - [`association`]: one association: receive PDUs, reassemble, dispatch, respond.
 //! - [`reject`]: A-ASSOCIATE-RJ for connections refused before negotiation.
-//! - [`tls`]: DICOM TLS server configuration from PEM files (rustls, ring).
 //!
 //! Architecture invariants: no spool, queue, classification or forwarding code here; a bad peer
 //! or a bad data set ends at most its own association, never the listener.
@@ -26,7 +25,6 @@ pub mod association;
 pub mod options;
 pub mod reject;
 pub mod server;
-pub mod tls;
 
 pub use access::{AccessPolicy, AllowedPeer};
 pub use association::AssociationInfo;

@@ -30,7 +30,7 @@ pub struct ScpOptions {
     /// Which calling AE titles (and addresses) may connect.
     pub access: AccessPolicy,
     /// DICOM TLS (PS3.15 annex B.1): when set, every association must start with a TLS
-    /// handshake ([`crate::tls::server_config`]).
+    /// handshake (the binary builds it from PEM files).
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
@@ -120,8 +120,14 @@ pub const DEFAULT_TRANSFER_SYNTAXES: &[(&str, &str)] = &[
     ("1.2.840.10008.1.2.4.81", "JPEG-LS Near-Lossless"),
     ("1.2.840.10008.1.2.4.90", "JPEG 2000 Lossless Only"),
     ("1.2.840.10008.1.2.4.91", "JPEG 2000"),
-    ("1.2.840.10008.1.2.4.201", "High-Throughput JPEG 2000 Lossless"),
-    ("1.2.840.10008.1.2.4.202", "High-Throughput JPEG 2000 with RPCL Options Lossless"),
+    (
+        "1.2.840.10008.1.2.4.201",
+        "High-Throughput JPEG 2000 Lossless",
+    ),
+    (
+        "1.2.840.10008.1.2.4.202",
+        "High-Throughput JPEG 2000 with RPCL Options Lossless",
+    ),
     ("1.2.840.10008.1.2.4.203", "High-Throughput JPEG 2000"),
 ];
 

@@ -12,7 +12,6 @@
 //! - [`part10`]: reading a spooled Part-10 file: its dataset bytes and, when needed, a transcode.
 //! - [`scu`]: the association, presentation contexts and the store loop.
 //! - [`outcome`]: mapping a DIMSE status or an error to an outcome.
-//! - [`tls`]: DICOM TLS client configuration from PEM files.
 //!
 //! Architecture invariant: no knowledge of receive, routing or classification; this crate sends
 //! files it is given and reports what happened to each.
@@ -22,7 +21,6 @@ pub mod destination;
 pub mod outcome;
 pub mod part10;
 pub mod scu;
-pub mod tls;
 
 pub use destination::{ClientTls, Destination};
 pub use outcome::SendOutcome;

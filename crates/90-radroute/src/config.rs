@@ -387,7 +387,7 @@ impl Config {
                             ))
                         }
                     };
-                    let config = radroute_forward::tls::client_config(
+                    let config = crate::tls::client_config(
                         &self.resolve(ca),
                         client.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
                     )
@@ -440,7 +440,7 @@ impl Config {
         let _ = DEFAULT_SOP_CLASSES;
         if let Some(tls) = &self.node.tls {
             opts.tls = Some(
-                radroute_receive::tls::server_config(
+                crate::tls::server_config(
                     &self.resolve(&tls.cert),
                     &self.resolve(&tls.key),
                     tls.client_ca.as_deref().map(|p| self.resolve(p)).as_deref(),

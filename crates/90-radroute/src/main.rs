@@ -14,6 +14,7 @@ mod cmd_queue;
 mod config;
 mod logging;
 mod node;
+mod tls;
 
 use std::process::ExitCode;
 

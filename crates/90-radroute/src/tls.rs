@@ -1,7 +1,7 @@
-//! DICOM TLS for the SCP: a rustls server configuration from PEM files.
-//!
-//! The secure transport connection profile (PS3.15 annex B.1) is TLS with certificates; client
-//! certificates are required when a CA to check them is given.
+//! DICOM TLS (PS3.15 annex B.1, the secure transport connection profile): rustls server and
+//! client configurations from the PEM files named in the configuration. The SCP
+//! (radroute-receive) and the SCU (radroute-forward) take the finished configurations; only the
+//! binary reads certificate files. Crypto provider: ring.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -85,5 +85,33 @@ pub fn server_config(
     let config = builder
         .with_single_cert(load_certs(cert)?, load_key(key)?)
         .map_err(|e| TlsError::Config(e.to_string()))?;
+    Ok(Arc::new(config))
+}
+
+/// A client configuration trusting the CAs in `ca` and, when given, presenting a client
+/// certificate (`cert`, `key`).
+pub fn client_config(
+    ca: &Path,
+    client: Option<(&Path, &Path)>,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in load_certs(ca)? {
+        roots
+            .add(cert)
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(roots);
+    let config = match client {
+        Some((cert, key)) => {
+            let (chain, key) = (load_certs(cert)?, load_key(key)?);
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| TlsError::Config(e.to_string()))?
+        }
+        None => builder.with_no_client_auth(),
+    };
     Ok(Arc::new(config))
 }
