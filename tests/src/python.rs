@@ -157,3 +157,75 @@ impl Drop for HeldAssociation {
         }
     }
 }
+
+/// What tests/scripts/make_instance.py should write.
+#[derive(Debug, Clone)]
+pub struct Instance<'a> {
+    /// `CR`, `DX` or `CT`.
+    pub modality: &'a str,
+    /// `hgrad` (the tiny test model labels it HAND), `vgrad` or `flat` (the tiny model abstains).
+    pub pattern: &'a str,
+    /// Study Instance UID (default: a new one).
+    pub study: Option<&'a str>,
+    /// Attributes set by keyword (`("InstitutionName", "ST ELSEWHERE")`).
+    pub set: &'a [(&'a str, &'a str)],
+}
+
+impl Default for Instance<'_> {
+    fn default() -> Self {
+        Instance {
+            modality: "CR",
+            pattern: "hgrad",
+            study: None,
+            set: &[],
+        }
+    }
+}
+
+/// Writes small (64×64, Explicit VR LE) instances with one run of tests/scripts/make_instance.py;
+/// returns their SOP Instance UIDs in order.
+pub fn make_instances(files: &[(&Path, Instance)]) -> Vec<String> {
+    let Some((first, _)) = files.first() else {
+        return Vec::new();
+    };
+    let dir = first.parent().expect("instance file has a folder");
+    std::fs::create_dir_all(dir).expect("create instance dir");
+    let spec: String = files
+        .iter()
+        .map(|(out, i)| {
+            let set: serde_json::Map<String, serde_json::Value> = i
+                .set
+                .iter()
+                .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+                .collect();
+            let mut o = serde_json::json!({
+                "out": out, "modality": i.modality, "pattern": i.pattern, "set": set,
+            });
+            if let Some(study) = i.study {
+                o["study"] = study.into();
+            }
+            format!("{o}\n")
+        })
+        .collect();
+    let spec_path = dir.join(format!(".make_instances.{}.jsonl", files.len()));
+    std::fs::write(&spec_path, spec).expect("write spec");
+    let mut cmd = Command::new(python());
+    cmd.arg(script("make_instance.py"))
+        .arg("--batch")
+        .arg(&spec_path);
+    let (code, text) = crate::dcmtk::run_bounded(cmd, Duration::from_secs(120));
+    assert_eq!(code, Some(0), "make_instance.py failed:\n{text}");
+    let uids: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("1.2.") || l.starts_with("2.25."))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(uids.len(), files.len(), "make_instance.py output:\n{text}");
+    uids
+}
+
+/// Writes one small instance (see [`make_instances`]); returns its SOP Instance UID.
+pub fn make_instance(out: &Path, spec: &Instance) -> String {
+    make_instances(&[(out, spec.clone())]).remove(0)
+}

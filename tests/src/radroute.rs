@@ -36,6 +36,8 @@ pub struct Dest {
     pub ae_title: String,
     /// Loopback port.
     pub port: u16,
+    /// Extra TOML lines for this `[[destinations]]` entry (e.g. TLS keys).
+    pub extra: String,
 }
 
 /// What a test wants in the configuration file. Unset keys keep radroute's defaults.
@@ -57,6 +59,15 @@ pub struct Config {
     pub destinations: Vec<Dest>,
     /// Extra TOML appended as is.
     pub extra: String,
+    /// `node.min_free_mb` (default 10).
+    pub min_free_mb: u64,
+    /// Extra TOML lines inside `[node]` (e.g. `allow = [...]`).
+    pub node_extra: String,
+    /// `[[routes]]` (and `[routing]`) TOML replacing the default route that sends everything to
+    /// every destination.
+    pub routes: Option<String>,
+    /// `admin.token`; the harness sends it on its own admin requests.
+    pub admin_token: Option<String>,
 }
 
 impl Default for Config {
@@ -70,17 +81,27 @@ impl Default for Config {
             require_called_ae_title: false,
             destinations: Vec::new(),
             extra: String::new(),
+            min_free_mb: 10,
+            node_extra: String::new(),
+            routes: None,
+            admin_token: None,
         }
     }
 }
 
 impl Config {
     /// Adds a destination and returns `self`.
-    pub fn destination(mut self, name: &str, ae_title: &str, port: u16) -> Self {
+    pub fn destination(self, name: &str, ae_title: &str, port: u16) -> Self {
+        self.destination_with(name, ae_title, port, "")
+    }
+
+    /// Adds a destination with extra TOML lines for its entry and returns `self`.
+    pub fn destination_with(mut self, name: &str, ae_title: &str, port: u16, extra: &str) -> Self {
         self.destinations.push(Dest {
             name: name.into(),
             ae_title: ae_title.into(),
             port,
+            extra: extra.into(),
         });
         self
     }
@@ -93,13 +114,17 @@ impl Config {
         writeln!(t, "ae_title = {}", q(&self.ae_title)).unwrap();
         writeln!(t, "listen = \"127.0.0.1:{}\"", self.port).unwrap();
         writeln!(t, "max_associations = {}", self.max_associations).unwrap();
-        writeln!(t, "min_free_mb = 10").unwrap();
+        writeln!(t, "min_free_mb = {}", self.min_free_mb).unwrap();
         writeln!(
             t,
             "require_called_ae_title = {}",
             self.require_called_ae_title
         )
         .unwrap();
+        t.push_str(&self.node_extra);
+        if !t.ends_with('\n') {
+            t.push('\n');
+        }
         if !self.sop_classes.is_empty() {
             let list: Vec<String> = self.sop_classes.iter().map(|s| q(s)).collect();
             writeln!(t, "sop_classes = [{}]", list.join(", ")).unwrap();
@@ -116,12 +141,16 @@ impl Config {
         )
         .unwrap();
         writeln!(t, "\n[admin]\nlisten = \"127.0.0.1:{}\"", self.admin_port).unwrap();
+        if let Some(token) = &self.admin_token {
+            writeln!(t, "token = {}", q(token)).unwrap();
+        }
         // radroute refuses a configuration where an instance would go nowhere: tests that do
         // not care about forwarding get a destination nobody listens on.
         let void = [Dest {
             name: "void".into(),
             ae_title: "VOID".into(),
             port: free_port(),
+            extra: String::new(),
         }];
         let dests: &[Dest] = if self.destinations.is_empty() {
             &void
@@ -137,10 +166,22 @@ impl Config {
                 d.port
             )
             .unwrap();
+            t.push_str(&d.extra);
+            if !t.ends_with('\n') {
+                t.push('\n');
+            }
         }
-        let names: Vec<String> = dests.iter().map(|d| q(&d.name)).collect();
-        writeln!(t, "\n[[routes]]\ndestinations = [{}]", names.join(", ")).unwrap();
         t.push_str(&self.extra);
+        if !t.ends_with('\n') {
+            t.push('\n');
+        }
+        match &self.routes {
+            Some(routes) => t.push_str(routes),
+            None => {
+                let names: Vec<String> = dests.iter().map(|d| q(&d.name)).collect();
+                writeln!(t, "\n[[routes]]\ndestinations = [{}]", names.join(", ")).unwrap();
+            }
+        }
         t
     }
 }
@@ -233,7 +274,8 @@ impl Radroute {
                     self.context(&format!("radroute exited during start-up: {status}"))
                 );
             }
-            let ready = crate::http::get(admin, "/readyz")
+            let ready = self
+                .admin_request("GET", "/readyz")
                 .map(|r| r.status == 200)
                 .unwrap_or(false);
             if ready && is_listening(port) {
@@ -251,6 +293,102 @@ impl Radroute {
             std::thread::sleep(Duration::from_millis(50));
         }
         self.daemon = Some(daemon);
+    }
+
+    /// An admin HTTP request (with the configured token, if any).
+    pub fn admin_request(&self, method: &str, path: &str) -> Result<crate::http::Response, String> {
+        let auth = self
+            .config
+            .admin_token
+            .as_ref()
+            .map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("Authorization", a)])
+            .unwrap_or_default();
+        let body: Option<&[u8]> = (method == "POST").then_some(&[]);
+        crate::http::request_with_headers(
+            method,
+            self.config.admin_port,
+            path,
+            &headers,
+            body,
+            Duration::from_secs(10),
+        )
+    }
+
+    /// GET `path` on the admin surface; panics unless 200; the body as JSON.
+    pub fn api_json(&self, path: &str) -> serde_json::Value {
+        let r = self
+            .admin_request("GET", path)
+            .unwrap_or_else(|e| panic!("{}", self.context(&format!("GET {path}: {e}"))));
+        assert_eq!(
+            r.status,
+            200,
+            "{}",
+            self.context(&format!("GET {path}: HTTP {} {}", r.status, r.text()))
+        );
+        r.json().unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// GET /metrics (text).
+    pub fn metrics(&self) -> String {
+        self.admin_request("GET", "/metrics")
+            .map(|r| r.text())
+            .unwrap_or_else(|e| panic!("{}", self.context(&format!("GET /metrics: {e}"))))
+    }
+
+    /// The instances of a study as the admin API reports them (`GET /api/v1/studies/{uid}`),
+    /// or an empty list while it knows none.
+    pub fn study_instances(&self, study_instance_uid: &str) -> Vec<serde_json::Value> {
+        match self.admin_request("GET", &format!("/api/v1/studies/{study_instance_uid}")) {
+            Ok(r) if r.status == 200 => r
+                .json()
+                .ok()
+                .and_then(|v| v["instances"].as_array().cloned())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Writes `config` as the new configuration file (same spool) and sends SIGHUP; returns
+    /// once the log shows the reload was applied or refused (bounded), true when applied.
+    pub fn reload(&mut self, config: Config) -> bool {
+        std::fs::write(&self.config_path, config.to_toml(&self.dir)).expect("write radroute.toml");
+        self.config = config;
+        self.sighup()
+    }
+
+    /// SIGHUP; waits (up to 15 s) for "configuration reloaded" or "reload refused" in the log
+    /// and returns true when it was applied.
+    pub fn sighup(&self) -> bool {
+        let count = || {
+            let log = self.log();
+            (
+                log.matches("configuration reloaded").count(),
+                log.matches("reload refused").count(),
+            )
+        };
+        let (ok0, bad0) = count();
+        // SAFETY: kill(2) on our own child.
+        unsafe {
+            libc::kill(self.pid() as i32, libc::SIGHUP);
+        }
+        crate::wait_for(
+            Duration::from_secs(15),
+            Duration::from_millis(50),
+            || {
+                let (ok, bad) = count();
+                if ok > ok0 {
+                    Some(true)
+                } else if bad > bad0 {
+                    Some(false)
+                } else {
+                    None
+                }
+            },
+            || self.context("SIGHUP: neither reloaded nor refused within 15 s"),
+        )
     }
 
     /// Process id of the running daemon.

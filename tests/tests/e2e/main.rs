@@ -4,6 +4,7 @@
 //! `RADROUTE_E2E_KEEP=1` keeps the temp dirs (logs, spool, peers) for inspection.
 
 mod association;
+mod classification;
 mod crash_recovery;
 mod env_override;
 mod malformed;
