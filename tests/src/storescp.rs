@@ -23,10 +23,18 @@ pub struct StoreScp {
 impl StoreScp {
     /// Starts storescp on `port` with files under `dir` (created) and waits for the port.
     pub fn start(dir: &Path, ae_title: &str, port: u16) -> StoreScp {
+        Self::start_with_args(dir, ae_title, port, &["+xa"])
+    }
+
+    /// Like [`StoreScp::start`] with other options than `+xa` (e.g. `-d` to log the DIMSE
+    /// commands, `+tls …`, or a restricted set of syntaxes).
+    pub fn start_with_args(dir: &Path, ae_title: &str, port: u16, args: &[&str]) -> StoreScp {
         std::fs::create_dir_all(dir).expect("create storescp dir");
         let mut cmd = Command::new(crate::dcmtk::tool("storescp"));
         cmd.env("TCP_NODELAY", "1")
-            .args(["-aet", ae_title, "+xa", "-od"])
+            .args(["-aet", ae_title])
+            .args(args)
+            .arg("-od")
             .arg(dir)
             .arg(port.to_string());
         let log = dir.with_extension("log");
@@ -71,6 +79,11 @@ impl StoreScp {
     /// Its log tail.
     pub fn log_tail(&self, n: usize) -> String {
         self.daemon.log_tail(n)
+    }
+
+    /// Its whole log.
+    pub fn log(&self) -> String {
+        crate::strip_ansi(&std::fs::read_to_string(&self.daemon.log).unwrap_or_default())
     }
 }
 

@@ -8,5 +8,6 @@ mod classification;
 mod crash_recovery;
 mod env_override;
 mod malformed;
+mod routing_rules;
 mod transfer_syntaxes;
 mod two_destinations;
