@@ -9,5 +9,6 @@ mod crash_recovery;
 mod env_override;
 mod malformed;
 mod routing_rules;
+mod study_routing;
 mod transfer_syntaxes;
 mod two_destinations;
