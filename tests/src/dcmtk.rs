@@ -142,6 +142,18 @@ pub fn echoscu(called: &str, port: u16) -> (Option<i32>, String) {
     run_bounded(cmd, Duration::from_secs(30))
 }
 
+/// `echoscu` with calling AE `calling` and `extra` options (e.g. `+tls …`): (exit status, output).
+pub fn echoscu_as(calling: &str, called: &str, port: u16, extra: &[&str]) -> (Option<i32>, String) {
+    let mut cmd = Command::new(tool("echoscu"));
+    cmd.args([
+        "-v", "-aet", calling, "-aec", called, "-to", "5", "-ta", "5", "-td", "10",
+    ])
+    .args(extra)
+    .arg("127.0.0.1")
+    .arg(port.to_string());
+    run_bounded(cmd, Duration::from_secs(30))
+}
+
 /// `dcmdump` of one file (for failure messages).
 pub fn dcmdump(file: &Path) -> String {
     let mut cmd = Command::new(tool("dcmdump"));

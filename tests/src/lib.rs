@@ -21,6 +21,7 @@ pub mod process;
 pub mod python;
 pub mod radroute;
 pub mod storescp;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
