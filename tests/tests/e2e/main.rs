@@ -9,6 +9,7 @@ mod classification;
 mod crash_recovery;
 mod env_override;
 mod malformed;
+mod reload;
 mod routing_rules;
 mod study_routing;
 mod transfer_syntaxes;
