@@ -68,6 +68,8 @@ pub struct Config {
     pub routes: Option<String>,
     /// `admin.token`; the harness sends it on its own admin requests.
     pub admin_token: Option<String>,
+    /// `queue.max_attempts` (default 50).
+    pub max_attempts: u32,
 }
 
 impl Default for Config {
@@ -85,6 +87,7 @@ impl Default for Config {
             node_extra: String::new(),
             routes: None,
             admin_token: None,
+            max_attempts: 50,
         }
     }
 }
@@ -137,7 +140,8 @@ impl Config {
         .unwrap();
         writeln!(
             t,
-            "\n[queue]\nbackoff_base_secs = 0.2\nbackoff_max_secs = 1.0\nmax_attempts = 50"
+            "\n[queue]\nbackoff_base_secs = 0.2\nbackoff_max_secs = 1.0\nmax_attempts = {}",
+            self.max_attempts
         )
         .unwrap();
         writeln!(t, "\n[admin]\nlisten = \"127.0.0.1:{}\"", self.admin_port).unwrap();
@@ -480,4 +484,25 @@ impl Drop for Radroute {
             d.signal_and_wait(libc::SIGTERM, Duration::from_secs(10));
         }
     }
+}
+
+/// The value of one sample of a Prometheus text exposition: the line of metric `name` whose
+/// labels include every `labels` pair (in any order). None when absent.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().find_map(|line| {
+        if line.starts_with('#') {
+            return None;
+        }
+        let (series, value) = line.rsplit_once(' ')?;
+        let (n, rest) = match series.find('{') {
+            Some(i) => (&series[..i], &series[i..]),
+            None => (series, ""),
+        };
+        (n == name
+            && labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
+        .then(|| value.parse().ok())
+        .flatten()
+    })
 }

@@ -3,6 +3,7 @@
 //! Each test has its own temp dir and loopback ports, so they run in parallel;
 //! `RADROUTE_E2E_KEEP=1` keeps the temp dirs (logs, spool, peers) for inspection.
 
+mod admin_api;
 mod admission;
 mod association;
 mod classification;
