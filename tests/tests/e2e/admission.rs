@@ -1,7 +1,8 @@
 //! Issue 5, who and what radroute admits, with real peers:
 //! * DICOM TLS end to end: storescu (client certificate) → radroute (`[node.tls]` with
 //!   `client_ca`) → storescp over TLS (radroute verifies it as "localhost" and presents its own
-//!   certificate); a plain storescu to the TLS port fails and radroute keeps serving.
+//!   certificate); a plain storescu to the TLS port fails, so does TLS without a client
+//!   certificate, and radroute keeps serving.
 //! * `node.allow` (AE and AE@ip) and `max_associations_per_ae`.
 //! * The disk watermark: A700 and nothing spooled, then a SIGHUP with a lower watermark and the
 //!   next store succeeds.
@@ -78,6 +79,22 @@ fn tls_end_to_end_and_plain_client_refused() {
         run.succeeded().is_empty() && run.code != Some(0),
         "{}",
         r.context(&format!("plain store to the TLS port:\n{}", run.log))
+    );
+
+    // TLS without a client certificate: `client_ca` makes radroute require one.
+    let run = storescu(
+        "RADROUTE",
+        r.dicom_port,
+        &["+tla", "+cf", &ca],
+        &files[1..2],
+    );
+    assert!(
+        run.succeeded().is_empty() && run.code != Some(0),
+        "{}",
+        r.context(&format!(
+            "TLS store without a client certificate:\n{}",
+            run.log
+        ))
     );
 
     // Still serving TLS.
