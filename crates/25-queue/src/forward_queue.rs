@@ -51,6 +51,8 @@ pub trait ForwardQueue: Send + Sync {
     /// Records the processing result of a `received` instance in one transaction: label and
     /// note, one `queued` job per distinct destination (due `now`), state `routed`; with no
     /// destination the instance becomes `done` and keeps its note.
+    ///
+    /// Jobs get the medium priority; see [`ForwardQueue::route_instance_with_priority`].
     fn route_instance(
         &self,
         id: &str,
@@ -58,10 +60,24 @@ pub trait ForwardQueue: Send + Sync {
         note: Option<&str>,
         destinations: &[String],
         now: UnixMillis,
+    ) -> Result<()> {
+        self.route_instance_with_priority(id, label, note, destinations, 0, now)
+    }
+
+    /// [`ForwardQueue::route_instance`] with a job priority (a routing rule's action): higher
+    /// values are leased first (-1 low, 0 medium, 1 high) and travel as the C-STORE priority.
+    fn route_instance_with_priority(
+        &self,
+        id: &str,
+        label: Option<&str>,
+        note: Option<&str>,
+        destinations: &[String],
+        priority: i8,
+        now: UnixMillis,
     ) -> Result<()>;
 
-    /// Atomically leases up to `max` jobs of `destination` that are due at `now`, oldest
-    /// first, setting them `in_flight`. Two callers never get the same job.
+    /// Atomically leases up to `max` jobs of `destination` that are due at `now`, highest
+    /// priority first, then oldest first, setting them `in_flight`. Two callers never get the same job.
     fn lease(&self, destination: &str, max: usize, now: UnixMillis) -> Result<Vec<Job>>;
 
     /// When the earliest `queued` job of `destination` is due, so a worker can sleep until

@@ -196,6 +196,8 @@ pub struct Job {
     pub transfer_syntax: String,
     /// Study Instance UID, if any (for logs).
     pub study_instance_uid: Option<String>,
+    /// Priority from the routing rules: -1 low, 0 medium, 1 high.
+    pub priority: i8,
 }
 
 /// How one delivery attempt ended, as reported by the forward worker.

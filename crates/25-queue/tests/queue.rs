@@ -156,6 +156,34 @@ fn lease_takes_due_jobs_oldest_first_up_to_max() {
 }
 
 #[test]
+fn higher_priority_jobs_are_leased_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = open(dir.path());
+    for (i, (id, priority)) in [("low", -1i8), ("medium", 0), ("high", 1)]
+        .iter()
+        .enumerate()
+    {
+        q.add_instance(&inst(id, None, at(i as i64))).unwrap();
+        q.route_instance_with_priority(id, None, None, &dests(&["pacs"]), *priority, at(i as i64))
+            .unwrap();
+    }
+    let order: Vec<(String, i8)> = q
+        .lease("pacs", 3, at(10))
+        .unwrap()
+        .into_iter()
+        .map(|j| (j.instance_id, j.priority))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("high".to_string(), 1),
+            ("medium".to_string(), 0),
+            ("low".to_string(), -1)
+        ]
+    );
+}
+
+#[test]
 fn retry_backoff_schedule_then_dead_after_max_attempts() {
     let dir = tempfile::tempdir().unwrap();
     let q = open(dir.path());

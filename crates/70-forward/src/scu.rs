@@ -36,6 +36,8 @@ pub struct Outgoing {
     pub transfer_syntax: String,
     /// The Part-10 file to send.
     pub path: PathBuf,
+    /// C-STORE priority.
+    pub priority: Priority,
 }
 
 fn is_uncompressed_default(ts: &str) -> bool {
@@ -357,7 +359,7 @@ async fn store_one<S: Stream>(
         message_id,
         affected_sop_class_uid: item.sop_class_uid.clone(),
         affected_sop_instance_uid: item.sop_instance_uid.clone(),
-        priority: Priority::Medium,
+        priority: item.priority,
         move_originator_ae_title: None,
         move_originator_message_id: None,
     })
@@ -388,6 +390,7 @@ mod tests {
             sop_instance_uid: "1".into(),
             transfer_syntax: ts.into(),
             path: PathBuf::new(),
+            priority: Priority::Medium,
         }
     }
 

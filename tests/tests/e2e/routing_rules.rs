@@ -7,7 +7,7 @@
 //!   priority, drop) and the fallback. Each route sets StudyDescription to its name, so the file a
 //!   sink receives says which route decided; `set` / `remove` are checked in the Original
 //!   Attributes Sequence with dcmdump; the priority in storescp's DIMSE debug log (a separate
-//!   test, ignored: radroute does not apply it yet).
+//!   test).
 //! * all-matches: destinations and edits of every matching route accumulate.
 
 use std::collections::BTreeMap;
@@ -572,7 +572,6 @@ set = { InstitutionName = "NO COMMENTS" }
 /// `priority = "high"` on the deciding route: the forwarded C-STORE-RQ carries priority HIGH
 /// (read from storescp's DIMSE debug log).
 #[test]
-#[ignore = "radroute bug: the route's priority is never applied (the forward SCU always sends MEDIUM; the queue has no priority)"]
 fn route_priority_reaches_the_destination() {
     let dir = radroute_e2e::test_dir("priority");
     let d = dir.path();

@@ -99,15 +99,24 @@ impl ForwardQueue for SqliteQueue {
         pipeline::pending_processing(&self.conn(), limit)
     }
 
-    fn route_instance(
+    fn route_instance_with_priority(
         &self,
         id: &str,
         label: Option<&str>,
         note: Option<&str>,
         destinations: &[String],
+        priority: i8,
         now: UnixMillis,
     ) -> Result<()> {
-        pipeline::route_instance(&mut self.conn(), id, label, note, destinations, now)
+        pipeline::route_instance(
+            &mut self.conn(),
+            id,
+            label,
+            note,
+            destinations,
+            priority,
+            now,
+        )
     }
 
     fn lease(&self, destination: &str, max: usize, now: UnixMillis) -> Result<Vec<Job>> {

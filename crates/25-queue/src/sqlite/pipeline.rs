@@ -98,6 +98,7 @@ pub(super) fn route_instance(
     label: Option<&str>,
     note: Option<&str>,
     destinations: &[String],
+    priority: i8,
     now: UnixMillis,
 ) -> Result<()> {
     const OP: &str = "route instance";
@@ -119,11 +120,12 @@ pub(super) fn route_instance(
         let mut insert = tx
             .prepare_cached(
                 "INSERT OR IGNORE INTO jobs (instance_id, destination, state, attempts, \
-                 next_attempt_at, created_at, updated_at) VALUES (?1, ?2, 'queued', 0, ?3, ?3, ?3)",
+                 next_attempt_at, created_at, updated_at, priority) \
+                 VALUES (?1, ?2, 'queued', 0, ?3, ?3, ?3, ?4)",
             )
             .ctx(OP)?;
         for dest in destinations {
-            insert.execute(params![id, dest, now]).ctx(OP)?;
+            insert.execute(params![id, dest, now, priority]).ctx(OP)?;
         }
     }
     tx.execute(
@@ -150,10 +152,10 @@ pub(super) fn lease(
         let mut stmt = tx
             .prepare_cached(
                 "SELECT j.id, j.instance_id, j.destination, j.attempts, i.sop_instance_uid, \
-                 i.sop_class_uid, i.transfer_syntax, i.study_instance_uid \
+                 i.sop_class_uid, i.transfer_syntax, i.study_instance_uid, j.priority \
                  FROM jobs j JOIN instances i ON i.id = j.instance_id \
                  WHERE j.destination = ?1 AND j.state = 'queued' AND j.next_attempt_at <= ?2 \
-                 ORDER BY j.created_at, j.id LIMIT ?3",
+                 ORDER BY j.priority DESC, j.created_at, j.id LIMIT ?3",
             )
             .ctx(OP)?;
         let rows = stmt
@@ -166,6 +168,7 @@ pub(super) fn lease(
                     sop_instance_uid: r.get(4)?,
                     sop_class_uid: r.get(5)?,
                     transfer_syntax: r.get(6)?,
+                    priority: r.get(8)?,
                     study_instance_uid: r.get(7)?,
                 })
             })

@@ -24,7 +24,8 @@ use crate::{QueueError, Result};
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// `MIGRATIONS[n]` upgrades version `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE instances (
     id                 TEXT PRIMARY KEY NOT NULL,
     sop_instance_uid   TEXT NOT NULL,
@@ -59,7 +60,11 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_due ON jobs (destination, state, next_attempt_at);
 CREATE INDEX jobs_by_state ON jobs (state);
-"#];
+"#,
+    r#"
+ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+"#,
+];
 
 /// Brings the schema of `conn` (the file at `path`) to [`SCHEMA_VERSION`].
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {

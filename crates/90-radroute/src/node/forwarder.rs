@@ -82,6 +82,11 @@ pub async fn run(
                     sop_instance_uid: job.sop_instance_uid.clone(),
                     transfer_syntax: job.transfer_syntax.clone(),
                     path,
+                    priority: match job.priority {
+                        p if p > 0 => radroute_dimse::Priority::High,
+                        p if p < 0 => radroute_dimse::Priority::Low,
+                        _ => radroute_dimse::Priority::Medium,
+                    },
                 }
             })
             .collect();

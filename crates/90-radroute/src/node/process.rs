@@ -54,6 +54,8 @@ pub struct Processing {
 
 /// What processing decided for one instance.
 struct Processed {
+    /// Job priority from the routing rules (-1 low, 0 medium, 1 high).
+    priority: i8,
     label: Option<String>,
     note: Option<String>,
     destinations: Vec<String>,
@@ -173,11 +175,12 @@ impl Processing {
             return;
         }
         let now = UnixMillis::now();
-        match self.queue.route_instance(
+        match self.queue.route_instance_with_priority(
             &record.id,
             processed.label.as_deref(),
             processed.note.as_deref(),
             &processed.destinations,
+            processed.priority,
             now,
         ) {
             Ok(()) => {
@@ -241,6 +244,7 @@ impl Processing {
             metrics::counter!("radroute_instances_dropped_total").increment(1);
             notes.push(format!("dropped by rule {}", rule.name));
             return Processed {
+                priority: priority_of(decision.priority),
                 label: outcome.label,
                 note: Some(notes.join("; ")),
                 destinations: Vec::new(),
@@ -289,6 +293,7 @@ impl Processing {
             }
         }
         Processed {
+            priority: priority_of(decision.priority),
             label: outcome.label,
             note: (!notes.is_empty()).then(|| notes.join("; ")),
             destinations: decision.destinations,
@@ -360,11 +365,12 @@ impl Processing {
                         }
                     }
                 }
-                if let Err(e) = self.queue.route_instance(
+                if let Err(e) = self.queue.route_instance_with_priority(
                     &record.id,
                     label.as_deref(),
                     note.as_deref(),
                     &destinations,
+                    priority_of(decision.priority),
                     UnixMillis::now(),
                 ) {
                     warn!(error = %e, id = %record.id, "cannot record study routing decision; will retry");
@@ -418,11 +424,21 @@ impl Processing {
             local_time: chrono::Local::now().naive_local(),
         });
         Processed {
+            priority: priority_of(decision.priority),
             label: None,
             note: Some(note),
             destinations: decision.destinations,
             held: None,
         }
+    }
+}
+
+/// The queue's job priority for a rule's priority action.
+fn priority_of(p: radroute_route::Priority) -> i8 {
+    match p {
+        radroute_route::Priority::Low => -1,
+        radroute_route::Priority::Medium => 0,
+        radroute_route::Priority::High => 1,
     }
 }
 
