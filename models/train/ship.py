@@ -205,6 +205,12 @@ def main(argv=None):
     # dynamic batch check
     for n in (1, 3, 17):
         assert E.ort_predict(sess, x4[:n]).shape == (n, 5)
+    dec = M.decide(p_ort, [th] * 5)
+    names = D.CLASSES + ["(abstain)"]
+    res["shipped"]["test_errors"] = [
+        {"path": r["path"], "true": r["class"], "predicted": names[dec[i]],
+         "probs": [round(float(v), 4) for v in p_ort[i]]}
+        for i, r in enumerate(rows) if r["split"] == "test" and dec[i] != truth_all[i]]
     write_manifest(os.path.join(a.out, "manifest.toml"), name, a.version, "bodypart.onnx", [th] * 5)
 
     # source-shortcut probe: minority sources left out of training, evaluated as unseen sources
