@@ -1,12 +1,11 @@
-"""Manifest reading and the patient-wise, stratified, deterministic split (no torch)."""
+"""Manifest reading and the patient-wise, stratified, deterministic split (no torch; numpy only
+where a split is made, so make_eval_dir.py runs with a bare python3)."""
 from __future__ import annotations
 
 import csv
 import hashlib
 import os
 from collections import defaultdict
-
-import numpy as np
 
 CLASSES = ["shoulder", "elbow", "hand", "pelvis", "knee"]  # model outputs, in this order
 ALL_CLASSES = CLASSES + ["other"]
@@ -43,6 +42,8 @@ def split_counts(n: int, fractions=FRACTIONS) -> tuple[int, int, int]:
 def make_split(rows: list[dict], seed: int = 20190509, fractions=FRACTIONS) -> dict[str, str]:
     """patient -> 'train' | 'val' | 'test'. Patient-disjoint by construction, stratified by the
     patient's (class, source) stratum, deterministic for a seed (independent of row order)."""
+    import numpy as np
+
     by_patient = defaultdict(list)
     for r in rows:
         by_patient[r["patient"]].append(r)
@@ -91,6 +92,8 @@ def sampling_weights(rows: list[dict]) -> np.ndarray:
     gets mass ~ sqrt(n_source), so a minority source (e.g. UNIFESP hands next to 250 RSNA hands) is
     drawn far more often than its share, without letting 4 DDH images make up half of pelvis.
     """
+    import numpy as np
+
     n_c = defaultdict(int)
     n_cs = defaultdict(int)
     for r in rows:
