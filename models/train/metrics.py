@@ -1,10 +1,16 @@
-"""Evaluation metrics (numpy + scikit-learn only): AUC, top-1, abstention, patient bootstrap CIs."""
+"""Evaluation metrics (numpy only): AUC, top-1, abstention, patient bootstrap CIs."""
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
 
 from data import CLASSES
+
+
+def rankdata(s) -> np.ndarray:
+    """Ranks 1..n, ties get their average rank (as scipy.stats.rankdata)."""
+    _, inv, counts = np.unique(np.asarray(s), return_inverse=True, return_counts=True)
+    end = np.cumsum(counts)
+    return (end - (counts - 1) / 2.0)[inv.ravel()]
 
 
 def roc_auc_score(y, s) -> float:

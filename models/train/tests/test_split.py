@@ -80,3 +80,13 @@ def test_shipped_split_file_is_patient_disjoint_and_reproducible():
     if os.path.exists(os.path.join(DATA, "MANIFEST.tsv")):
         again = {r["path"]: r["split"] for r in D.assign(D.read_manifest(DATA))}
         assert {r["path"]: r["split"] for r in rows} == again
+
+
+def test_auc_matches_mann_whitney_with_ties():
+    import metrics as M
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    s = np.round(rng.random(200), 1)  # many ties
+    pos, neg = s[y == 1], s[y == 0]
+    ref = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (len(pos) * len(neg))
+    assert abs(M.roc_auc_score(y, s) - ref) < 1e-12
