@@ -53,10 +53,16 @@ fn rust_preprocessing_matches_the_training_code() {
     let data_dir = repo().join("../shared/data/radiographs");
     let index = fixtures.join("index.tsv");
     let Ok(index) = std::fs::read_to_string(&index) else {
+        assert!(std::env::var_os("RADROUTE_ALLOW_SKIP").is_some(), "no golden tensors (tests/fixtures/preprocess/index.tsv) (set RADROUTE_ALLOW_SKIP=1 to skip)");
         eprintln!("no golden tensors (tests/fixtures/preprocess/index.tsv); skipping");
         return;
     };
     if !data_dir.exists() {
+        assert!(
+            std::env::var_os("RADROUTE_ALLOW_SKIP").is_some(),
+            "radiographs not found at {} (set RADROUTE_ALLOW_SKIP=1 to skip)",
+            data_dir.display()
+        );
         eprintln!("radiographs not found at {}; skipping", data_dir.display());
         return;
     }
