@@ -28,9 +28,9 @@ from train import BodyPartNet  # noqa: E402
 log = logging.getLogger("ship")
 CLASS_META = {
     "shoulder": ("SHOULDER", "16982005", "Shoulder region structure"),
-    "elbow": ("ELBOW", "127949000", "Elbow region structure"),
+    "elbow": ("ELBOW", "16953009", "Elbow joint structure"),
     "hand": ("HAND", "85562004", "Hand structure"),
-    "pelvis": ("PELVIS", "12921003", "Pelvis structure"),
+    "pelvis": ("PELVIS", "816092008", "Pelvis structure"),
     "knee": ("KNEE", "72696002", "Knee region structure"),
 }
 
