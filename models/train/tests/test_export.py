@@ -38,6 +38,13 @@ def test_manifest_contract(manifest):
         assert 0 < c["threshold"] < 1 and c["body_part"] == c["name"].upper() and c["snomed"].isdigit()
 
 
+def test_manifest_uses_the_required_snomed_codes(manifest):
+    # Anatomic Region Sequence codes radroute writes (issue 3): SCT concepts per body part.
+    required = {"SHOULDER": "16982005", "ELBOW": "16953009", "HAND": "85562004",
+                "PELVIS": "816092008", "KNEE": "72696002"}
+    assert {c["body_part"]: c["snomed"] for c in manifest["classes"]} == required
+
+
 def test_onnx_graph(manifest):
     import onnx
     path = os.path.join(MODEL_DIR, manifest["members"][0]["file"])
