@@ -7,7 +7,7 @@ DATA=${1:?radiographs folder}
 WORK=${2:-/tmp/radroute-bodypart}
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=${PYTHON:-python}
-EPOCHS=${EPOCHS:-15}
+EPOCHS=${EPOCHS:-30}
 for ARCH in mobilenet_v2 resnet18; do
   "$PY" "$HERE/train.py" --data "$DATA" --arch "$ARCH" --epochs "$EPOCHS" --seed 0 --out "$WORK/$ARCH"
 done

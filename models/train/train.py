@@ -167,7 +167,7 @@ def main(argv=None):
     ap.add_argument("--data", required=True, help="radiographs folder (with MANIFEST.tsv)")
     ap.add_argument("--arch", choices=["mobilenet_v2", "resnet18"], required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--epochs", type=int, default=15, help="views per training image (online augmentation)")
+    ap.add_argument("--epochs", type=int, default=30, help="views per training image (online augmentation)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--seed", type=int, default=0, help="training seed (init, sampling, augmentation)")
