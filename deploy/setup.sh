@@ -4,7 +4,8 @@
 #   deploy/setup.sh --test   also the test peers: dcmtk, Orthanc, dicom3tools (apt) and the
 #                            Python test packages (pydicom, pynetdicom, onnx, pytest) in .venv
 # ONNX Runtime is loaded dynamically (ort's load-dynamic): no binary is downloaded at build time.
-# On a machine with an NVIDIA GPU, set RADROUTE_GPU=1 to install onnxruntime-gpu instead.
+# On a machine with an NVIDIA GPU (nvidia-smi lists one) the onnxruntime-gpu wheel with the
+# CUDA execution provider is installed instead; RADROUTE_GPU=0 or 1 forces the choice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
@@ -29,9 +30,14 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
+gpu=${RADROUTE_GPU:-}
+if [ -z "$gpu" ]; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q GPU; then gpu=1; else gpu=0; fi
+fi
 if [ $want_test = 1 ]; then
   .venv/bin/pip install -q -r deploy/requirements-test.txt
-elif [ "${RADROUTE_GPU:-0}" = 1 ]; then
+elif [ "$gpu" = 1 ]; then
+  echo "setup: NVIDIA GPU found: installing onnxruntime-gpu (CUDA execution provider)"
   .venv/bin/pip install -q "onnxruntime-gpu[cuda,cudnn]==1.31.1"
 else
   .venv/bin/pip install -q -r deploy/requirements-runtime.txt
