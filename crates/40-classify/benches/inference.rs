@@ -1,5 +1,6 @@
 //! Inference time per batch size (not a test). Uses the model in $RADROUTE_BENCH_MODEL, else
-//! models/bodypart when it has a manifest, else the tiny test model; CPU, 2 intra-op threads.
+//! models/bodypart when it has a manifest, else the tiny test model; CPU (BENCH_DEVICE=cuda for
+//! the CUDA execution provider), BENCH_THREADS intra-op threads (default 2); batches 1, 8, 32.
 //! `cargo bench -p radroute-classify` prints a Markdown table.
 
 use std::path::PathBuf;
@@ -20,9 +21,14 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2);
+    // BENCH_DEVICE=cuda on a machine with onnxruntime-gpu and a GPU (tests/bench/gpu_classify.sh).
+    let device = match std::env::var("BENCH_DEVICE").as_deref() {
+        Ok("cuda") => Device::Cuda,
+        _ => Device::Cpu,
+    };
     let opts = RuntimeOptions {
         library_path: None,
-        device: Device::Cpu,
+        device,
         intra_threads: threads,
     };
     let mut model = match Model::load(&dir, &opts) {
@@ -45,7 +51,7 @@ fn main() {
     println!("|---:|---:|---:|---:|");
     let len = model.input_len();
     let input: Vec<f32> = (0..len).map(|i| ((i % 997) as f32 / 997.0) - 0.5).collect();
-    for batch in [1usize, 2, 4, 8, 16] {
+    for batch in [1usize, 8, 32] {
         let inputs: Vec<&[f32]> = (0..batch).map(|_| input.as_slice()).collect();
         let _ = model.classify_batch(&inputs); // warm-up
         let runs = (32 / batch).max(3);
