@@ -17,7 +17,7 @@ export LD_LIBRARY_PATH="$site/nvidia/cu13/lib:$site/nvidia/cudnn/lib:${LD_LIBRAR
 $venv/bin/python tests/fixtures/models/make_standin.py /tmp/radroute-standin5 --members 5 >/dev/null
 nvidia-smi -L || true
 for device in cuda cpu; do
-  for model in models/bodypart /tmp/radroute-standin5; do
+  for model in "$PWD/models/bodypart" /tmp/radroute-standin5; do
     echo "## $device: $model"
     BENCH_DEVICE=$device RADROUTE_BENCH_MODEL=$model cargo bench -q -p radroute-classify --bench inference 2>/dev/null
   done
