@@ -93,11 +93,84 @@ def noise(x, rng):
     return np.clip(x + rng.normal(0, s, x.shape).astype(np.float32), 0, 1)
 
 
-def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One random view of a step-0 image (float32 HxW in [0, 1]) -> float32 step-0 image."""
-    x = np.asarray(x, dtype=np.float32)
+def text_marks(x, rng):
+    """Burned-in-text-like marks: short rows of small bright/dark rectangles, usually near a corner."""
+    h, w = x.shape
+    x = x.copy()
+    for _ in range(rng.integers(1, 4)):
+        ch = max(2, int(rng.uniform(0.012, 0.035) * h))
+        cw = max(2, int(ch * rng.uniform(0.5, 0.9)))
+        n = int(rng.integers(2, 10))
+        cy = int((rng.uniform(0.0, 0.15) if rng.uniform() < 0.5 else rng.uniform(0.8, 0.97)) * h)
+        cx = int((rng.uniform(0.0, 0.2) if rng.uniform() < 0.5 else rng.uniform(0.5, 0.8)) * w)
+        v = np.float32(rng.uniform(0.85, 1.0) if rng.uniform() < 0.8 else rng.uniform(0.0, 0.1))
+        for i in range(n):
+            x0 = cx + i * int(cw * 1.4)
+            if x0 + cw >= w or cy + ch >= h:
+                break
+            if rng.uniform() < 0.85:
+                x[cy:cy + ch, x0:x0 + cw] = v
+    return x
+
+
+def film_style(x, rng, min_f=1.15, max_f=1.7, long_side=512):
+    """Make a crop look like a full film: paste it on a larger canvas with a noisy, smoothly varying
+    background (air / soft-tissue-like), optional collimation bands, then resample to <= long_side."""
+    h, w = x.shape
+    f = rng.uniform(min_f, max_f)
+    ar = np.exp(rng.uniform(np.log(0.75), np.log(1.35)))
+    H, W = max(h + 2, int(h * f * np.sqrt(ar))), max(w + 2, int(w * f / np.sqrt(ar)))
     u = rng.uniform()
-    if u < 0.75:
+    lvl = rng.uniform(0.0, 0.12) if u < 0.6 else (rng.uniform(0.15, 0.45) if u < 0.85 else rng.uniform(0.75, 1.0))
+    low = _resize(rng.uniform(-1, 1, (4, 4)).astype(np.float32), H, W) * rng.uniform(0.0, 0.12)
+    bg = np.clip(lvl + low + rng.normal(0, rng.uniform(0.005, 0.04), (H, W)).astype(np.float32), 0, 1)
+    t, l = int(rng.integers(0, H - h + 1)), int(rng.integers(0, W - w + 1))
+    out = bg.astype(np.float32)
+    out[t:t + h, l:l + w] = x
+    if rng.uniform() < 0.4:  # collimation band(s)
+        v = np.float32(rng.uniform(0.8, 1.0) if rng.uniform() < 0.5 else rng.uniform(0.0, 0.1))
+        for side in rng.choice(4, size=int(rng.integers(1, 3)), replace=False):
+            b = int(rng.uniform(0.02, 0.1) * (H if side < 2 else W))
+            if side == 0:
+                out[:b] = v
+            elif side == 1:
+                out[H - b:] = v
+            elif side == 2:
+                out[:, :b] = v
+            else:
+                out[:, W - b:] = v
+    if max(H, W) > long_side:
+        s = long_side / max(H, W)
+        out = _resize(out, H * s, W * s)
+    return out
+
+
+def quantise8(x):
+    return (np.round(np.clip(x, 0, 1) * 255) / 255).astype(np.float32)
+
+
+# style augmentation (--style-aug): source -> (probability of film_style, zoom range)
+STYLE = {"oai_clahe_crop": (0.7, 1.6, 3.0), "unifesp": (0.15, 1.05, 1.4)}
+STYLE_DEFAULT = (0.5, 1.1, 1.8)
+
+
+def augment(x: np.ndarray, rng: np.random.Generator, source: str | None = None) -> np.ndarray:
+    """One random view of a step-0 image (float32 HxW in [0, 1]) -> float32 step-0 image.
+
+    With `source` given (style augmentation), non-UNIFESP images are often made to look like full
+    UNIFESP films (film_style, 8-bit quantisation) and every image may get text-like marks; UNIFESP
+    images keep the random crops (crop-like framing). Without `source`: the original recipe."""
+    x = np.asarray(x, dtype=np.float32)
+    styled = False
+    if source is not None:
+        p, lo, hi = STYLE.get(source, STYLE_DEFAULT)
+        if rng.uniform() < p:
+            x = film_style(random_crop(x, rng, min_area=0.6) if rng.uniform() < 0.3 else x, rng, lo, hi)
+            styled = True
+    u = rng.uniform()
+    if styled:
+        pass
+    elif u < 0.75:
         x = random_crop(x, rng, min_area=0.25)
     elif u < 0.9:
         x = zoom_out(x, rng)
@@ -115,6 +188,11 @@ def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         x = metal_blobs(x, rng)
     if rng.uniform() < 0.3:
         x = noise(x, rng)
+    if source is not None:
+        if rng.uniform() < 0.3:
+            x = text_marks(x, rng)
+        if rng.uniform() < 0.5:
+            x = quantise8(x)
     return np.ascontiguousarray(x, dtype=np.float32)
 
 

@@ -85,7 +85,7 @@ def read_splits_tsv(path: str) -> list[dict]:
         return list(csv.DictReader(f, delimiter="\t"))
 
 
-def sampling_weights(rows: list[dict]) -> np.ndarray:
+def sampling_weights(rows: list[dict], unifesp_share: float | None = None) -> np.ndarray:
     """Source- and class-balanced sampling weights for the training rows.
 
     Class mass ~ sqrt(n_class) (rare classes up-weighted, not to parity); inside a class each source
@@ -105,5 +105,13 @@ def sampling_weights(rows: list[dict]) -> np.ndarray:
     for i, r in enumerate(rows):
         c, s = r["class"], r["source"]
         src_z = sum(np.sqrt(n) for (cc, _), n in n_cs.items() if cc == c)
-        w[i] = cls_mass[c] / z * (np.sqrt(n_cs[(c, s)]) / src_z) / n_cs[(c, s)]
+        share = np.sqrt(n_cs[(c, s)]) / src_z
+        others = [(cc, ss) for (cc, ss) in n_cs if cc == c and ss != "unifesp"]
+        u_sqrt = np.sqrt(n_cs.get((c, "unifesp"), 0)) / src_z
+        if unifesp_share is not None and n_cs.get((c, "unifesp")) and others and u_sqrt < unifesp_share:
+            # UNIFESP positives weigh as much as (share) the other sources of the class together,
+            # so that within the one hospital that also supplies `other`, anatomy must decide
+            oz = sum(np.sqrt(n_cs[k]) for k in others)
+            share = unifesp_share if s == "unifesp" else (1 - unifesp_share) * np.sqrt(n_cs[(c, s)]) / oz
+        w[i] = cls_mass[c] / z * share / n_cs[(c, s)]
     return w / w.sum()

@@ -175,6 +175,9 @@ def main(argv=None):
     ap.add_argument("--freeze", type=int, default=None, help="frozen leading backbone blocks (pretrained only)")
     ap.add_argument("--no-pretrained", action="store_true")
     ap.add_argument("--exclude", default="", help="comma list class:source left out of training (shortcut probe)")
+    ap.add_argument("--unifesp-share", type=float, default=None, help="sampling mass of UNIFESP inside each "
+                    "class that has other sources (default: sqrt-balanced sources)")
+    ap.add_argument("--style-aug", action="store_true", help="source-aware style augmentation (augment.film_style)")
     ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (smoke test)")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N manifest rows (smoke test)")
     ap.add_argument("--cache-dir", default="/tmp/radroute-train-cache")
@@ -215,7 +218,7 @@ def main(argv=None):
     if a.max_steps:
         total = min(total, a.max_steps)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.1)
-    weights = D.sampling_weights(train)
+    weights = D.sampling_weights(train, a.unifesp_share)
     y_train = targets(train)
     lossf = nn.BCEWithLogitsLoss()
     val_x = exact_input([r["path"] for r in val], cache)
@@ -230,7 +233,8 @@ def main(argv=None):
         tl = 0.0
         for b in range(steps_per_epoch):
             bi = idx[b * a.batch:(b + 1) * a.batch]
-            x = np.stack([P.step4(P.steps123(A.augment(cache["step0"][train[i]["path"]], rng))) for i in bi])
+            x = np.stack([P.step4(P.steps123(A.augment(cache["step0"][train[i]["path"]], rng,
+                                                           train[i]["source"] if a.style_aug else None))) for i in bi])
             xb = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not a.no_bf16):
                 logits = net(xb)

@@ -47,3 +47,20 @@ def test_individual_transforms_keep_range():
               A.metal_blobs, A.noise):
         y = f(x, rng)
         assert y.min() >= -1e-6 and y.max() <= 1 + 1e-6, f.__name__
+
+
+def test_style_augmentation_keeps_range_and_is_deterministic():
+    for src in ("oai_clahe_crop", "unifesp", "rsna_boneage", "uci_implant"):
+        rng = np.random.default_rng(3)
+        for i in range(20):
+            y = A.augment(img(224, 224, seed=i), rng, src)
+            assert y.ndim == 2 and y.dtype == np.float32 and min(y.shape) >= 8 and max(y.shape) <= 560
+            assert np.isfinite(y).all() and y.min() >= -1e-6 and y.max() <= 1 + 1e-6
+            assert P.steps123(y).shape == (224, 224)
+        a = [A.augment(img(), np.random.default_rng(9), src) for _ in range(2)]
+        assert np.array_equal(a[0], a[1])
+    rng = np.random.default_rng(4)
+    for f in (A.film_style, A.text_marks, lambda x, _: A.quantise8(x)):
+        y = f(img(), rng)
+        assert y.min() >= -1e-6 and y.max() <= 1 + 1e-6
+    assert max(A.film_style(img(224, 224), rng, 2.5, 3.0).shape) > 224  # a crop becomes a wider field

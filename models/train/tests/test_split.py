@@ -70,6 +70,17 @@ def test_sampling_weights_balance_sources():
     assert 0.2 < share_b < 0.5  # sqrt balancing: 10 of 100 images get ~25% of the class mass
 
 
+def test_sampling_weights_unifesp_share():
+    rows = [{"class": "hand", "source": "rsna"}] * 90 + [{"class": "hand", "source": "unifesp"}] * 10 + \
+        [{"class": "pelvis", "source": "unifesp"}] * 40 + [{"class": "pelvis", "source": "ddh"}] * 4 + \
+        [{"class": "other", "source": "unifesp"}] * 100
+    w0, w = D.sampling_weights(rows), D.sampling_weights(rows, unifesp_share=0.5)
+    assert np.isclose(w.sum(), 1)
+    assert np.isclose(w[90:100].sum() / w[:100].sum(), 0.5)  # UNIFESP = all other sources together
+    assert np.isclose(w[:100].sum(), w0[:100].sum())  # class masses unchanged
+    assert np.allclose(w[100:], w0[100:])  # UNIFESP already the majority of pelvis: unchanged
+
+
 @pytest.mark.skipif(not os.path.exists(os.path.join(MODEL_DIR, "splits.tsv")), reason="no shipped model")
 def test_shipped_split_file_is_patient_disjoint_and_reproducible():
     rows = D.read_splits_tsv(os.path.join(MODEL_DIR, "splits.tsv"))
