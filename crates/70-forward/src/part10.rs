@@ -7,7 +7,9 @@
 use dicom_object::file::ReadPreamble;
 use dicom_object::OpenFileOptions;
 use dicom_pixeldata::Transcode;
-use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
+use dicom_transfer_syntax_registry::entries::{
+    EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
+};
 
 /// Explicit VR Little Endian.
 pub const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
@@ -48,17 +50,23 @@ pub fn dataset_offset(file: &[u8]) -> Result<usize, Part10Error> {
     Ok(offset)
 }
 
-/// Re-encodes the data set of a Part-10 file in Explicit VR Little Endian, decoding compressed
-/// pixel data. CPU-heavy for compressed input: call from a blocking thread.
-pub fn to_explicit_le(file: &[u8]) -> Result<Vec<u8>, Part10Error> {
+/// Re-encodes the data set of a Part-10 file uncompressed, in Explicit VR Little Endian or, when
+/// `implicit` is true, Implicit VR Little Endian (for destinations that accept only that),
+/// decoding compressed pixel data. CPU-heavy for compressed input: call from a blocking thread.
+pub fn to_uncompressed(file: &[u8], implicit: bool) -> Result<Vec<u8>, Part10Error> {
     let mut obj = OpenFileOptions::new()
         .read_preamble(ReadPreamble::Always)
         .from_reader(file)
         .map_err(|e| Part10Error::Parse(e.to_string()))?;
     obj.transcode(&EXPLICIT_VR_LITTLE_ENDIAN.erased())
         .map_err(|e| Part10Error::Transcode(e.to_string()))?;
+    let target = if implicit {
+        IMPLICIT_VR_LITTLE_ENDIAN.erased()
+    } else {
+        EXPLICIT_VR_LITTLE_ENDIAN.erased()
+    };
     let mut out = Vec::with_capacity(file.len());
-    obj.write_dataset_with_ts(&mut out, &EXPLICIT_VR_LITTLE_ENDIAN.erased())
+    obj.write_dataset_with_ts(&mut out, &target)
         .map_err(|e| Part10Error::Transcode(e.to_string()))?;
     if out.len() % 2 == 1 {
         out.push(0);

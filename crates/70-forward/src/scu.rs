@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 use crate::destination::Destination;
 use crate::outcome::SendOutcome;
 use crate::part10::{
-    dataset_offset, to_explicit_le, DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_LE, IMPLICIT_VR_LE,
+    dataset_offset, to_uncompressed, DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_LE, IMPLICIT_VR_LE,
 };
 use crate::ForwardError;
 
@@ -230,7 +230,8 @@ async fn payload(item: &Outgoing, target_ts: &str) -> Result<Vec<u8>, SendOutcom
         file.drain(..offset);
         return Ok(file);
     }
-    tokio::task::spawn_blocking(move || to_explicit_le(&file))
+    let implicit = target_ts == IMPLICIT_VR_LE;
+    tokio::task::spawn_blocking(move || to_uncompressed(&file, implicit))
         .await
         .map_err(|e| SendOutcome::Retry {
             reason: format!("transcoding task failed: {e}"),
@@ -290,11 +291,14 @@ async fn send_over<S: Stream>(
         if item.transfer_syntax != DEFLATED_EXPLICIT_VR_LE {
             wanted.push(&item.transfer_syntax);
         }
+        // Then uncompressed: explicit VR preferred, implicit VR for destinations that take only
+        // the default transfer syntax.
         wanted.push(EXPLICIT_VR_LE);
+        wanted.push(IMPLICIT_VR_LE);
         let Some((pc, ts)) = accepted_context(&assoc, &item.sop_class_uid, &wanted) else {
             outcomes.push(SendOutcome::Dead {
                 reason: format!(
-                    "{} accepts neither {} nor Explicit VR Little Endian for SOP class {}",
+                    "{} accepts neither {} nor an uncompressed syntax for SOP class {}",
                     dest.name, item.transfer_syntax, item.sop_class_uid
                 ),
                 status: None,

@@ -9,6 +9,7 @@ mod association;
 mod classification;
 mod crash_recovery;
 mod env_override;
+mod implicit_destination;
 mod malformed;
 mod reload;
 mod routing_rules;
