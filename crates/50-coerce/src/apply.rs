@@ -131,6 +131,48 @@ fn append_item(obj: &mut InMemDicomObject, tag: Tag, item: InMemDicomObject) {
     obj.put(seq(tag, items));
 }
 
+/// Keeps the prior values of attributes radroute changed (`originals`; an attribute that did not
+/// exist is recorded empty) in a new Original Attributes Sequence (0400,0561) item with Modifying
+/// System, Reason (COERCE) and Attribute Modification DateTime `dt` (PS3.3 C.12.1.1.9). Nothing
+/// is written when `originals` is empty. The one place that knows this item's layout: the
+/// label coercion here and the routing rules' edits both use it.
+pub fn record_original_attributes(
+    obj: &mut InMemDicomObject,
+    originals: Vec<InMemElement>,
+    dt: &str,
+) {
+    if originals.is_empty() {
+        return;
+    }
+    let item = InMemDicomObject::from_element_iter([
+        seq(
+            tags::MODIFIED_ATTRIBUTES_SEQUENCE,
+            vec![InMemDicomObject::from_element_iter(originals)],
+        ),
+        DataElement::new(
+            tags::ATTRIBUTE_MODIFICATION_DATE_TIME,
+            VR::DT,
+            PrimitiveValue::from(dt),
+        ),
+        DataElement::new(
+            tags::MODIFYING_SYSTEM,
+            VR::LO,
+            PrimitiveValue::from(MODIFYING_SYSTEM),
+        ),
+        DataElement::new(
+            tags::SOURCE_OF_PREVIOUS_VALUES,
+            VR::LO,
+            PrimitiveValue::Empty,
+        ),
+        DataElement::new(
+            tags::REASON_FOR_THE_ATTRIBUTE_MODIFICATION,
+            VR::CS,
+            PrimitiveValue::from("COERCE"),
+        ),
+    ]);
+    append_item(obj, tags::ORIGINAL_ATTRIBUTES_SEQUENCE, item);
+}
+
 /// Writes the classification into `obj`.
 ///
 /// - Always: radroute's private block (model, version, classes, scores, outcome, time),
@@ -195,35 +237,7 @@ pub fn apply_label(
                 tags::ANATOMIC_REGION_SEQUENCE,
                 vec![code_item(&label.snomed, "SCT", &label.meaning)],
             ));
-            if !originals.is_empty() {
-                let item = InMemDicomObject::from_element_iter([
-                    seq(
-                        tags::MODIFIED_ATTRIBUTES_SEQUENCE,
-                        vec![InMemDicomObject::from_element_iter(originals)],
-                    ),
-                    DataElement::new(
-                        tags::ATTRIBUTE_MODIFICATION_DATE_TIME,
-                        VR::DT,
-                        PrimitiveValue::from(dt.as_str()),
-                    ),
-                    DataElement::new(
-                        tags::MODIFYING_SYSTEM,
-                        VR::LO,
-                        PrimitiveValue::from(MODIFYING_SYSTEM),
-                    ),
-                    DataElement::new(
-                        tags::SOURCE_OF_PREVIOUS_VALUES,
-                        VR::LO,
-                        PrimitiveValue::Empty,
-                    ),
-                    DataElement::new(
-                        tags::REASON_FOR_THE_ATTRIBUTE_MODIFICATION,
-                        VR::CS,
-                        PrimitiveValue::from("COERCE"),
-                    ),
-                ]);
-                append_item(obj, tags::ORIGINAL_ATTRIBUTES_SEQUENCE, item);
-            }
+            record_original_attributes(obj, originals, &dt);
             Outcome::Labelled
         }
     };

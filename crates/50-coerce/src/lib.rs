@@ -29,7 +29,9 @@ mod input;
 mod policy;
 pub mod private;
 
-pub use apply::{apply_label, format_dt, CoercionReport, Outcome, MODIFYING_SYSTEM};
+pub use apply::{
+    apply_label, format_dt, record_original_attributes, CoercionReport, Outcome, MODIFYING_SYSTEM,
+};
 pub use error::CoerceError;
 pub use input::{BodyPart, Classification, ModelInfo};
 pub use policy::{

@@ -1,16 +1,19 @@
 //! Applying routing-rule edits (set / remove attributes) to a data set, keeping the prior values
-//! in the Original Attributes Sequence (0400,0561) as PS3.3 C.12.1.1.9 asks.
+//! in the Original Attributes Sequence (0400,0561) as PS3.3 C.12.1.1.9 asks (the item is built by
+//! `radroute_coerce::record_original_attributes`, as for the label).
 
 use dicom_core::dictionary::DataDictionary;
-use dicom_core::value::DataSetSequence;
+use dicom_core::header::Header;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::{tags, StandardDataDictionary};
-use dicom_object::{DefaultDicomObject, InMemDicomObject};
+use dicom_object::mem::InMemElement;
+use dicom_object::DefaultDicomObject;
 use radroute_route::Edit;
 
-/// Applies `edits` in order; records each changed attribute's prior value.
+/// Applies `edits` in order; records each changed attribute's prior value (an attribute that
+/// did not exist is recorded empty).
 pub fn apply(obj: &mut DefaultDicomObject, edits: &[Edit]) -> Result<(), String> {
-    let mut modified = InMemDicomObject::new_empty();
+    let mut originals: Vec<InMemElement> = Vec::new();
     for edit in edits {
         let (tag, value) = match edit {
             Edit::Set { tag, value } => (Tag(tag.group, tag.element), Some(value.clone())),
@@ -19,16 +22,14 @@ pub fn apply(obj: &mut DefaultDicomObject, edits: &[Edit]) -> Result<(), String>
         if tag.group() == 0x0002 || tag == tags::SOP_INSTANCE_UID || tag == tags::PIXEL_DATA {
             return Err(format!("rules may not edit {tag}"));
         }
-        let prior = obj.element_opt(tag).ok().flatten().cloned();
-        match (&prior, &value) {
-            (Some(p), _) => {
-                modified.put(p.clone());
-            }
-            (None, Some(_)) => {
-                let vr = vr_of(tag);
-                modified.put(DataElement::new(tag, vr, PrimitiveValue::Empty));
-            }
+        let prior = match (obj.element_opt(tag).ok().flatten(), &value) {
+            (Some(p), _) => p.clone(),
+            (None, Some(_)) => DataElement::new(tag, vr_of(tag), PrimitiveValue::Empty),
             (None, None) => continue,
+        };
+        // The first prior value of a tag is the original one.
+        if !originals.iter().any(|e| e.tag() == tag) {
+            originals.push(prior);
         }
         match value {
             Some(v) => {
@@ -39,44 +40,8 @@ pub fn apply(obj: &mut DefaultDicomObject, edits: &[Edit]) -> Result<(), String>
             }
         }
     }
-    if modified.iter().next().is_none() {
-        return Ok(());
-    }
-    let now = chrono::Local::now().format("%Y%m%d%H%M%S").to_string();
-    let item = InMemDicomObject::from_element_iter([
-        DataElement::new(
-            tags::ATTRIBUTE_MODIFICATION_DATE_TIME,
-            VR::DT,
-            PrimitiveValue::from(now),
-        ),
-        DataElement::new(
-            tags::MODIFYING_SYSTEM,
-            VR::LO,
-            PrimitiveValue::from("RADROUTE"),
-        ),
-        DataElement::new(
-            tags::REASON_FOR_THE_ATTRIBUTE_MODIFICATION,
-            VR::CS,
-            PrimitiveValue::from("COERCE"),
-        ),
-        DataElement::new(
-            tags::MODIFIED_ATTRIBUTES_SEQUENCE,
-            VR::SQ,
-            DataSetSequence::from(vec![modified]),
-        ),
-    ]);
-    let mut items: Vec<InMemDicomObject> = obj
-        .element_opt(tags::ORIGINAL_ATTRIBUTES_SEQUENCE)
-        .ok()
-        .flatten()
-        .and_then(|e| e.items().map(|i| i.to_vec()))
-        .unwrap_or_default();
-    items.push(item);
-    obj.put(DataElement::new(
-        tags::ORIGINAL_ATTRIBUTES_SEQUENCE,
-        VR::SQ,
-        DataSetSequence::from(items),
-    ));
+    let now = radroute_coerce::format_dt(&chrono::Local::now().fixed_offset());
+    radroute_coerce::record_original_attributes(obj, originals, &now);
     Ok(())
 }
 
