@@ -15,6 +15,7 @@
 //! <dir>/.lock              advisory lock: one Spool per directory
 //! <dir>/incoming/<id>.dcm  instance as received
 //! <dir>/processed/<id>.dcm instance after coercion (label written)
+//! <dir>/header/<id>.dcm    or only its coerced header, the pixels staying in incoming/
 //! <dir>/tmp/               files being written; emptied at open
 //! ```
 #![deny(missing_docs)]

@@ -5,19 +5,21 @@
 //! ```text
 //! <root>/.lock                advisory flock, held for the life of the Spool
 //! <root>/incoming/<id>.dcm    as received (Part-10 file)
-//! <root>/processed/<id>.dcm   after coercion
+//! <root>/processed/<id>.dcm   after coercion, whole
+//! <root>/header/<id>.dcm      after coercion, header only (pixels stay in incoming/)
 //! <root>/tmp/<id>.<kind>.<n>.tmp   being written
 //! ```
 //!
 //! # Invariants
 //!
-//! - A file under `incoming/` or `processed/` is complete: it was written in `tmp/`, `fsync`ed,
+//! - A file under `incoming/`, `processed/` or `header/` is complete: it was written in `tmp/`, `fsync`ed,
 //!   renamed into place (rename is atomic within one file system, and `tmp/` is on the same file
 //!   system as its siblings), and the target directory was `fsync`ed before
 //!   [`Spool::store`] returned `Ok`. Only after that may the daemon acknowledge a C-STORE.
 //! - If `store` returns an error, no file is left under the final name by this call and its
-//!   temporary file has been removed (best effort). For [`FileKind::Processed`] a store
-//!   replaces an earlier file of the same id (re-processing after a restart).
+//!   temporary file has been removed (best effort). For [`FileKind::Processed`] and
+//!   [`FileKind::Header`] a store replaces an earlier file of the same id (re-processing after a
+//!   restart); the caller removes the other of the two with [`Spool::remove_kind`].
 //! - One `Spool` per root directory: [`Spool::open`] takes an exclusive, non-blocking `flock` on
 //!   `<root>/.lock`, so no other spool can be writing into `tmp/` when it is emptied.
 //!
@@ -26,7 +28,7 @@
 //! A crash can leave (a) files in `tmp/`: they were never acknowledged, and `open` deletes them;
 //! (b) a complete file in `incoming/` whose queue row never committed (crash between the two):
 //! the daemon finds these orphans by comparing [`Spool::list`] with the queue and either
-//! enqueues or removes them; (c) a processed file of an instance still `received` in the queue:
+//! enqueues or removes them; (c) a processed or header file of an instance still `received` in the queue:
 //! re-processing overwrites it.
 
 use std::fmt;
@@ -42,24 +44,33 @@ use crate::{InstanceId, Result, SpoolError};
 /// File name extension of spooled instances.
 const EXT: &str = "dcm";
 
-/// Which of the two files of an instance is meant.
+/// Which of the files of an instance is meant.
+///
+/// An instance has its `Incoming` file and, once processing changed it, at most one of
+/// `Processed` or `Header`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FileKind {
     /// The instance exactly as received from the modality.
     Incoming,
-    /// The instance after coercion (label written); what is forwarded.
+    /// The whole instance after coercion (label written); what is forwarded.
     Processed,
+    /// The coerced header alone: a Part-10 file holding the data set without Pixel Data and
+    /// the elements after it, in the incoming file's transfer syntax. What is forwarded is this
+    /// header followed by the incoming file's bytes from Pixel Data on, so a label costs a few
+    /// kilobytes of writing instead of a second copy of the pixels.
+    Header,
 }
 
 impl FileKind {
-    /// Both kinds, in data-path order.
-    pub const ALL: [FileKind; 2] = [FileKind::Incoming, FileKind::Processed];
+    /// Every kind, in data-path order.
+    pub const ALL: [FileKind; 3] = [FileKind::Incoming, FileKind::Processed, FileKind::Header];
 
     /// Name of the sub-directory holding files of this kind.
     pub fn dir_name(self) -> &'static str {
         match self {
             FileKind::Incoming => "incoming",
             FileKind::Processed => "processed",
+            FileKind::Header => "header",
         }
     }
 }
@@ -70,7 +81,7 @@ impl fmt::Display for FileKind {
     }
 }
 
-/// Disk space taken by spooled instance files (both kinds), for metrics and the admin API.
+/// Disk space taken by spooled instance files (every kind), for metrics and the admin API.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
     /// Number of files.
@@ -94,7 +105,7 @@ pub struct Spool {
 impl Spool {
     /// Opens (creating if needed) the spool at `root` on the real file system.
     ///
-    /// Creates `incoming/`, `processed/` and `tmp/`, takes the directory lock, deletes crash
+    /// Creates `incoming/`, `processed/`, `header/` and `tmp/`, takes the directory lock, deletes crash
     /// leftovers in `tmp/` and `fsync`s the directories.
     pub fn open(root: &Path) -> Result<Spool> {
         Spool::open_with(root, Arc::new(RealFs))
@@ -197,18 +208,24 @@ impl Spool {
         self.path(kind, id).is_file()
     }
 
-    /// Removes both files of `id` (missing ones are ignored) and `fsync`s the directories that
+    /// Removes every file of `id` (missing ones are ignored) and `fsync`s the directories that
     /// changed, so a purge is not undone by a power loss.
     pub fn remove(&self, id: &InstanceId) -> Result<()> {
         for kind in FileKind::ALL {
-            let path = self.path(kind, id);
-            match self.fs.remove_file(&path) {
-                Ok(()) => self.sync_dir(&self.dir(kind))?,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(SpoolError::io("remove", path, e)),
-            }
+            self.remove_kind(kind, id)?;
         }
         Ok(())
+    }
+
+    /// Removes the `kind` file of `id` if there is one (a processed file superseded by a header
+    /// file, say), `fsync`ing its directory.
+    pub fn remove_kind(&self, kind: FileKind, id: &InstanceId) -> Result<()> {
+        let path = self.path(kind, id);
+        match self.fs.remove_file(&path) {
+            Ok(()) => self.sync_dir(&self.dir(kind)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(SpoolError::io("remove", path, e)),
+        }
     }
 
     /// The ids of all `kind` files, sorted (that is, by reception time for generated ids).
@@ -243,7 +260,7 @@ impl Spool {
         Ok(st.f_bavail.saturating_mul(st.f_frsize))
     }
 
-    /// Number and total size of instance files of both kinds.
+    /// Number and total size of instance files of every kind.
     pub fn usage(&self) -> Result<Usage> {
         let mut usage = Usage::default();
         for kind in FileKind::ALL {

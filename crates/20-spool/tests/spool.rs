@@ -70,6 +70,26 @@ fn processed_store_replaces_earlier_file() {
 }
 
 #[test]
+fn remove_kind_and_remove_cover_header_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    let id = InstanceId::generate();
+    spool.store(FileKind::Incoming, &id, b"whole").unwrap();
+    spool.store(FileKind::Processed, &id, b"coerced").unwrap();
+    spool.store(FileKind::Header, &id, b"header").unwrap();
+    spool.remove_kind(FileKind::Processed, &id).unwrap();
+    assert!(!spool.contains(FileKind::Processed, &id));
+    assert!(spool.contains(FileKind::Header, &id));
+    // Removing what is not there is not an error.
+    spool.remove_kind(FileKind::Processed, &id).unwrap();
+    assert_eq!(spool.usage().unwrap().files, 2);
+    spool.remove(&id).unwrap();
+    for kind in FileKind::ALL {
+        assert!(!spool.contains(kind, &id), "{kind} file left after remove");
+    }
+}
+
+#[test]
 fn list_skips_foreign_names() {
     let dir = tempfile::tempdir().unwrap();
     let spool = Spool::open(dir.path()).unwrap();
@@ -115,7 +135,7 @@ fn open_creates_nested_root() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("a/b/spool");
     Spool::open(&root).unwrap();
-    for sub in ["incoming", "processed", "tmp"] {
+    for sub in ["incoming", "processed", "header", "tmp"] {
         assert!(root.join(sub).is_dir());
     }
 }

@@ -3,13 +3,22 @@
 //! The spool keeps instances as received: preamble, file meta group, then the data set bytes in
 //! the original transfer syntax. Sending in that syntax needs only the offset of the data set; a
 //! different syntax needs a parse and, for compressed pixel data, a decode (dicom-pixeldata).
+//!
+//! A labelled instance may be spooled as a coerced header file next to the untouched incoming
+//! file; [`splice`] puts the two together: the header's data set, then the incoming file's bytes
+//! from its top-level Pixel Data element on.
 
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use dicom_encoding::TransferSyntaxIndex;
 use dicom_object::file::ReadPreamble;
 use dicom_object::OpenFileOptions;
 use dicom_pixeldata::Transcode;
 use dicom_transfer_syntax_registry::entries::{
     EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
 };
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
 /// Explicit VR Little Endian.
 pub const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
@@ -31,6 +40,18 @@ pub enum Part10Error {
     /// Transcoding (decompression) failed.
     #[error("cannot convert to Explicit VR Little Endian: {0}")]
     Transcode(String),
+    /// A spooled file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A header file's incoming file holds no top-level Pixel Data to splice after it.
+    #[error("{0}: no top-level Pixel Data to put after the coerced header")]
+    NoPixelData(PathBuf),
 }
 
 /// Offset of the data set in a Part-10 file: after the preamble, "DICM" and the meta group.
@@ -72,4 +93,187 @@ pub fn to_uncompressed(file: &[u8], implicit: bool) -> Result<Vec<u8>, Part10Err
         out.push(0);
     }
     Ok(out)
+}
+
+/// Offset of the top-level Pixel Data element's header (7FE0,0010) in a data set encoded in
+/// `ts_uid`, walking element headers only (values are skipped, sequences and encapsulated
+/// fragments are stepped over). `None` when the data set has no top-level Pixel Data, ends
+/// before it, is deflated or is in a syntax whose headers this walk cannot read.
+pub fn pixel_data_offset(dataset: &[u8], ts_uid: &str) -> Option<usize> {
+    const PIXEL_DATA: (u16, u16) = (0x7FE0, 0x0010);
+    // Deflated Explicit VR LE and JPIP Referenced Deflate: the bytes are not element headers.
+    if [DEFLATED_EXPLICIT_VR_LE, "1.2.840.10008.1.2.4.95"].contains(&ts_uid) {
+        return None;
+    }
+    let ts = TransferSyntaxRegistry.get(ts_uid)?;
+    let decoder = ts.decoder_for::<&[u8]>()?;
+    let mut rest = dataset;
+    // Nesting in sequences and encapsulated pixel data of undefined length.
+    let mut depth = 0usize;
+    while rest.len() >= 8 {
+        let at = dataset.len() - rest.len();
+        let (header, _) = decoder.decode_header(&mut rest).ok()?;
+        let tag = (header.tag.group(), header.tag.element());
+        let len = header.len.get().map(|n| n as usize);
+        if tag.0 == 0xFFFE {
+            match (tag.1, len) {
+                // A defined-length item (sequence item or pixel fragment): nothing in it is
+                // top-level.
+                (0xE000, Some(n)) => rest = rest.get(n..)?,
+                (0xE0DD, _) => depth = depth.checked_sub(1)?,
+                // Undefined-length items are walked into; their delimiters need no bookkeeping.
+                _ => {}
+            }
+            continue;
+        }
+        if depth == 0 && tag >= PIXEL_DATA {
+            return (tag == PIXEL_DATA).then_some(at);
+        }
+        match len {
+            Some(n) => rest = rest.get(n..)?,
+            None => depth += 1,
+        }
+    }
+    None
+}
+
+/// Where the top-level Pixel Data element starts in the Part-10 file `incoming` (a byte offset
+/// from the start of the file), if it has one this walk can find ([`pixel_data_offset`]): the
+/// point where [`splice`] joins a coerced header to the incoming pixels. Processing asks before
+/// it writes a header file, so the forwarder never meets a header it cannot join. Blocking I/O.
+pub fn splice_point(incoming: &Path, ts_uid: &str) -> Result<Option<u64>, Part10Error> {
+    let (mut file, _, head) = read_head(incoming)?;
+    match find_pixels(&head, ts_uid)? {
+        Some(at) => Ok(Some(at as u64)),
+        None if head.len() as u64 == HEAD => {
+            let mut all = head;
+            file.read_to_end(&mut all).map_err(io_error(incoming))?;
+            Ok(find_pixels(&all, ts_uid)?.map(|p| p as u64))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The data set of an instance spooled as a coerced header (`header`, a Part-10 file without
+/// Pixel Data) plus its untouched incoming file (`incoming`): the header's data set followed by
+/// the incoming file's bytes from its top-level Pixel Data element on. With `part10` the
+/// header's preamble and file meta group come first, making a Part-10 file (for
+/// [`to_uncompressed`]). Both files are in `ts_uid`. The pixels are read once, straight into
+/// the result. Blocking I/O.
+pub fn splice(
+    header: &Path,
+    incoming: &Path,
+    ts_uid: &str,
+    part10: bool,
+) -> Result<Vec<u8>, Part10Error> {
+    let head_file = std::fs::read(header).map_err(io_error(header))?;
+    let start = if part10 {
+        0
+    } else {
+        dataset_offset(&head_file)?
+    };
+    let at = splice_point(incoming, ts_uid)?
+        .ok_or_else(|| Part10Error::NoPixelData(incoming.to_path_buf()))?;
+    let mut file = std::fs::File::open(incoming).map_err(io_error(incoming))?;
+    let len = file.metadata().map_err(io_error(incoming))?.len();
+    let mut out = Vec::with_capacity(head_file.len() - start + len.saturating_sub(at) as usize);
+    out.extend_from_slice(&head_file[start..]);
+    file.seek(SeekFrom::Start(at)).map_err(io_error(incoming))?;
+    file.read_to_end(&mut out).map_err(io_error(incoming))?;
+    Ok(out)
+}
+
+/// Bytes read from the start of an incoming file to find its Pixel Data: enough for the file
+/// meta and the header of almost any radiograph; longer headers are read whole.
+const HEAD: u64 = 256 << 10;
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Part10Error {
+    let path = path.to_path_buf();
+    move |source| Part10Error::Io { path, source }
+}
+
+/// Opens `path` and reads up to [`HEAD`] bytes; returns the file (positioned after them), its
+/// length and the bytes.
+fn read_head(path: &Path) -> Result<(std::fs::File, u64, Vec<u8>), Part10Error> {
+    let mut file = std::fs::File::open(path).map_err(io_error(path))?;
+    let len = file.metadata().map_err(io_error(path))?.len();
+    let mut head = Vec::with_capacity(HEAD.min(len) as usize);
+    (&mut file)
+        .take(HEAD)
+        .read_to_end(&mut head)
+        .map_err(io_error(path))?;
+    Ok((file, len, head))
+}
+
+/// Offset of the top-level Pixel Data in the Part-10 bytes `file` (from the file's start).
+fn find_pixels(file: &[u8], ts_uid: &str) -> Result<Option<usize>, Part10Error> {
+    let offset = dataset_offset(file)?;
+    Ok(pixel_data_offset(&file[offset..], ts_uid).map(|p| offset + p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn explicit(tag: (u16, u16), vr: &[u8; 2], value: &[u8], declared: Option<u32>) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&tag.0.to_le_bytes());
+        out.extend_from_slice(&tag.1.to_le_bytes());
+        out.extend_from_slice(vr);
+        let len = declared.unwrap_or(value.len() as u32);
+        if matches!(vr, b"OB" | b"OW" | b"SQ" | b"UN" | b"UT") {
+            out.extend_from_slice(&[0, 0]);
+            out.extend_from_slice(&len.to_le_bytes());
+        } else {
+            out.extend_from_slice(&(len as u16).to_le_bytes());
+        }
+        out.extend_from_slice(value);
+        out
+    }
+
+    fn item(element: u16, len: u32, value: &[u8]) -> Vec<u8> {
+        let mut out = vec![0xFE, 0xFF];
+        out.extend_from_slice(&element.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(value);
+        out
+    }
+
+    #[test]
+    fn finds_top_level_pixel_data_past_nested_ones() {
+        let mut data = explicit((0x0008, 0x0018), b"UI", b"1.2.3.4\0", None);
+        // Icon Image Sequence (undefined length) whose item holds its own Pixel Data.
+        data.extend(explicit((0x0088, 0x0200), b"SQ", &[], Some(u32::MAX)));
+        let mut icon = explicit((0x0028, 0x0010), b"US", &[2, 0], None);
+        icon.extend(explicit((0x7FE0, 0x0010), b"OB", &[], Some(u32::MAX)));
+        icon.extend(item(0xE000, 0, &[]));
+        icon.extend(item(0xE000, 2, &[9, 9]));
+        icon.extend(item(0xE0DD, 0, &[]));
+        data.extend(item(0xE000, u32::MAX, &icon));
+        data.extend(item(0xE00D, 0, &[]));
+        data.extend(item(0xE0DD, 0, &[]));
+        // A defined-length sequence too.
+        let inner = item(0xE000, 8, &explicit((0x7FE0, 0x0010), b"OB", &[], Some(0)));
+        data.extend(explicit((0x0400, 0x0561), b"SQ", &inner, None));
+        let at = data.len();
+        data.extend(explicit((0x7FE0, 0x0010), b"OW", &[1, 2, 3, 4], None));
+        data.extend(explicit((0xFFFC, 0xFFFC), b"OB", &[0, 0], None));
+        assert_eq!(pixel_data_offset(&data, EXPLICIT_VR_LE), Some(at));
+        // Without top-level Pixel Data: trailing padding is not taken for it.
+        let mut no_pixels = data[..at].to_vec();
+        no_pixels.extend(explicit((0xFFFC, 0xFFFC), b"OB", &[0, 0], None));
+        assert_eq!(pixel_data_offset(&no_pixels, EXPLICIT_VR_LE), None);
+        // Cut short before Pixel Data.
+        assert_eq!(pixel_data_offset(&data[..at - 3], EXPLICIT_VR_LE), None);
+        assert_eq!(pixel_data_offset(&data, DEFLATED_EXPLICIT_VR_LE), None);
+    }
+
+    #[test]
+    fn finds_pixel_data_in_implicit_vr() {
+        let mut data = vec![0x08, 0, 0x18, 0, 4, 0, 0, 0];
+        data.extend_from_slice(b"1.2\0");
+        let at = data.len();
+        data.extend_from_slice(&[0xE0, 0x7F, 0x10, 0x00, 2, 0, 0, 0, 7, 7]);
+        assert_eq!(pixel_data_offset(&data, IMPLICIT_VR_LE), Some(at));
+    }
 }

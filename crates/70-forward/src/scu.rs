@@ -10,13 +10,15 @@ use dicom_ul::ClientAssociationOptions;
 use radroute_dimse::{
     fragment_message, CEchoRq, CStoreRq, Command, PDataAssembler, Priority, Status,
 };
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 use crate::destination::Destination;
 use crate::outcome::SendOutcome;
 use crate::part10::{
-    dataset_offset, to_uncompressed, DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_LE, IMPLICIT_VR_LE,
+    dataset_offset, splice, to_uncompressed, Part10Error, DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_LE,
+    IMPLICIT_VR_LE,
 };
 use crate::ForwardError;
 
@@ -36,6 +38,9 @@ pub struct Outgoing {
     pub transfer_syntax: String,
     /// The Part-10 file to send.
     pub path: PathBuf,
+    /// The instance's coerced header, stored apart from its pixels: when set, what is sent is
+    /// this file's data set followed by `path`'s bytes from Pixel Data on ([`crate::part10::splice`]).
+    pub header: Option<PathBuf>,
     /// C-STORE priority.
     pub priority: Priority,
 }
@@ -213,34 +218,64 @@ async fn receive_response<S: Stream>(
     }
 }
 
-/// The bytes to send for one instance in the chosen context, or why it cannot be sent.
-async fn payload(item: &Outgoing, target_ts: &str) -> Result<Vec<u8>, SendOutcome> {
-    let file = tokio::fs::read(&item.path)
-        .await
-        .map_err(|e| SendOutcome::Retry {
-            reason: format!("cannot read spooled file {}: {e}", item.path.display()),
-            status: None,
-        })?;
-    if target_ts == item.transfer_syntax {
-        let offset = dataset_offset(&file).map_err(|e| SendOutcome::Dead {
-            reason: format!("{}: {e}", item.path.display()),
-            status: None,
-        })?;
-        let mut file = file;
-        file.drain(..offset);
-        return Ok(file);
+/// The data set to send: `bytes[start..]` (a file read whole, minus its preamble and meta).
+struct Payload {
+    bytes: Vec<u8>,
+    start: usize,
+}
+
+impl Payload {
+    fn data(&self) -> &[u8] {
+        &self.bytes[self.start..]
     }
+}
+
+/// The bytes to send for one instance in the chosen context, or why it cannot be sent.
+async fn payload(item: &Outgoing, target_ts: &str) -> Result<Payload, SendOutcome> {
+    let same_syntax = target_ts == item.transfer_syntax;
     let implicit = target_ts == IMPLICIT_VR_LE;
-    tokio::task::spawn_blocking(move || to_uncompressed(&file, implicit))
-        .await
-        .map_err(|e| SendOutcome::Retry {
-            reason: format!("transcoding task failed: {e}"),
-            status: None,
-        })?
-        .map_err(|e| SendOutcome::Dead {
+    let (path, header, ts) = (
+        item.path.clone(),
+        item.header.clone(),
+        item.transfer_syntax.clone(),
+    );
+    let prepared = tokio::task::spawn_blocking(move || match header {
+        Some(header) if same_syntax => {
+            splice(&header, &path, &ts, false).map(|bytes| Payload { bytes, start: 0 })
+        }
+        Some(header) => {
+            let file = splice(&header, &path, &ts, true)?;
+            to_uncompressed(&file, implicit).map(|bytes| Payload { bytes, start: 0 })
+        }
+        None => {
+            let file = std::fs::read(&path).map_err(|source| Part10Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+            if same_syntax {
+                let start = dataset_offset(&file)?;
+                Ok(Payload { bytes: file, start })
+            } else {
+                to_uncompressed(&file, implicit).map(|bytes| Payload { bytes, start: 0 })
+            }
+        }
+    })
+    .await
+    .map_err(|e| SendOutcome::Retry {
+        reason: format!("payload task failed: {e}"),
+        status: None,
+    })?;
+    prepared.map_err(|e| match e {
+        // A file that cannot be read now may be readable later (I/O error, full file table).
+        Part10Error::Io { .. } => SendOutcome::Retry {
             reason: e.to_string(),
             status: None,
-        })
+        },
+        other => SendOutcome::Dead {
+            reason: format!("{}: {other}", item.path.display()),
+            status: None,
+        },
+    })
 }
 
 /// Sends a batch over one association and returns one outcome per item, in order.
@@ -313,7 +348,8 @@ async fn send_over<S: Stream>(
             }
         };
         let message_id = (i % 0xFFFF + 1) as u16;
-        let outcome = match store_one(&mut assoc, pc, message_id, item, &data, peer_max).await {
+        let outcome = match store_one(&mut assoc, pc, message_id, item, data.data(), peer_max).await
+        {
             Ok(outcome) => outcome,
             Err(reason) => {
                 broken = Some(reason.clone());
@@ -369,9 +405,29 @@ async fn store_one<S: Stream>(
     })
     .encode()
     .map_err(|e| e.to_string())?;
-    for pdu in fragment_message(pc, cmd, Some(data), peer_max) {
-        assoc
-            .send(&pdu)
+    if peer_max == 0 {
+        // No limit announced: PDUs as large as we like, built in memory.
+        for pdu in fragment_message(pc, cmd, Some(data), peer_max) {
+            assoc
+                .send(&pdu)
+                .await
+                .map_err(|e| format!("send failed: {e}"))?;
+        }
+    } else {
+        for pdu in fragment_message(pc, cmd, None, peer_max) {
+            assoc
+                .send(&pdu)
+                .await
+                .map_err(|e| format!("send failed: {e}"))?;
+        }
+        // The data set streams straight into PDUs on the socket: one copy, not two.
+        let mut writer = assoc.send_pdata(pc);
+        writer
+            .write_all(data)
+            .await
+            .map_err(|e| format!("send failed: {e}"))?;
+        writer
+            .finish()
             .await
             .map_err(|e| format!("send failed: {e}"))?;
     }
@@ -394,6 +450,7 @@ mod tests {
             sop_instance_uid: "1".into(),
             transfer_syntax: ts.into(),
             path: PathBuf::new(),
+            header: None,
             priority: Priority::Medium,
         }
     }

@@ -1,14 +1,21 @@
 //! Issue 2, test 1: dcmtk storescu → radroute → Orthanc, one storescu run per transfer-syntax
 //! flag. Every instance must arrive with its SOP Instance UID, byte-identical Pixel Data (native
 //! bytes or encapsulated fragments) and, where Orthanc accepts it, the original transfer syntax.
+//!
+//! The same again with every instance classified: a labelled instance is spooled as a coerced
+//! header next to the untouched incoming file, and the forwarder joins the two (spool
+//! `header/`); the coerced header (radroute's private block) and the original pixels must both
+//! arrive, in every syntax.
 
 use std::time::Duration;
 
-use radroute_e2e::dcmtk::storescu;
+use radroute_e2e::dcmtk::{dcmdump, storescu};
 use radroute_e2e::dicom::summary;
 use radroute_e2e::orthanc::Orthanc;
 use radroute_e2e::radroute::{Config, Radroute};
 use radroute_e2e::{sample, wait_for};
+
+use crate::classification::{classify_toml, radroute_private_block};
 
 const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
 
@@ -70,11 +77,28 @@ const CASES: &[(&str, &str, &str)] = &[
 
 #[test]
 fn storescu_to_orthanc_keeps_uids_pixels_and_syntax() {
-    let dir = radroute_e2e::test_dir("syntaxes");
+    run_cases("syntaxes", false);
+}
+
+#[test]
+fn labelled_instances_keep_their_pixels_in_every_syntax() {
+    run_cases("syntaxes-labelled", true);
+}
+
+fn run_cases(name: &str, labelled: bool) {
+    let dir = radroute_e2e::test_dir(name);
     let orthanc = Orthanc::start(&dir.path().join("orthanc"), "ORTHANC");
+    let mut config = Config::default();
+    if labelled {
+        // Every modality, so every case goes through decode, classify and coerce.
+        config.extra = classify_toml("always").replace(
+            "threads = 1",
+            "threads = 1\nmodalities = []\nsop_classes = []",
+        );
+    }
     let r = Radroute::start(
         dir.path(),
-        Config::default().destination("pacs", &orthanc.ae_title, orthanc.dicom_port),
+        config.destination("pacs", &orthanc.ae_title, orthanc.dicom_port),
     );
 
     // One case at a time: 02, 03 and 05 share a SOP Instance UID and Orthanc keeps the first
@@ -147,8 +171,16 @@ fn storescu_to_orthanc_keeps_uids_pixels_and_syntax() {
                 got.pixels.describe()
             ));
         }
+        if labelled {
+            let dump = dcmdump(&got_path);
+            if radroute_private_block(&dump).is_empty() {
+                problems.push(format!(
+                    "{file} ({flag}): arrived without radroute's private block (not coerced)"
+                ));
+            }
+        }
         eprintln!(
-            "[syntaxes] {file} {flag}: {} -> {} ({})",
+            "[{name}] {file} {flag}: {} -> {} ({})",
             original.transfer_syntax,
             got.transfer_syntax,
             got.pixels.describe()

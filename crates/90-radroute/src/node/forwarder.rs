@@ -69,12 +69,18 @@ pub async fn run(
         let outgoing: Vec<Outgoing> = jobs
             .iter()
             .map(|job| {
-                let path = match job.instance_id.parse::<InstanceId>() {
+                // What processing left: a whole processed file, or a coerced header to put
+                // in front of the incoming file's pixels, or nothing (forward as received).
+                let (path, header) = match job.instance_id.parse::<InstanceId>() {
                     Ok(id) if spool.contains(FileKind::Processed, &id) => {
-                        spool.path(FileKind::Processed, &id)
+                        (spool.path(FileKind::Processed, &id), None)
                     }
-                    Ok(id) => spool.path(FileKind::Incoming, &id),
-                    Err(_) => spool.root().join("invalid-instance-id"),
+                    Ok(id) if spool.contains(FileKind::Header, &id) => (
+                        spool.path(FileKind::Incoming, &id),
+                        Some(spool.path(FileKind::Header, &id)),
+                    ),
+                    Ok(id) => (spool.path(FileKind::Incoming, &id), None),
+                    Err(_) => (spool.root().join("invalid-instance-id"), None),
                 };
                 Outgoing {
                     key: job.id,
@@ -82,6 +88,7 @@ pub async fn run(
                     sop_instance_uid: job.sop_instance_uid.clone(),
                     transfer_syntax: job.transfer_syntax.clone(),
                     path,
+                    header,
                     priority: match job.priority {
                         p if p > 0 => radroute_dimse::Priority::High,
                         p if p < 0 => radroute_dimse::Priority::Low,

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use dicom_core::Tag as DicomTag;
+use dicom_dictionary_std::tags;
 use dicom_object::file::ReadPreamble;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use radroute_queue::{ForwardQueue, InstanceRecord, UnixMillis};
@@ -286,7 +287,12 @@ impl Processing {
             }
         }
         if modified {
-            if let Err(e) = write_processed(&self.spool, &id, &mut obj) {
+            // Rules never edit Pixel Data; an edit of an element after it needs a whole file.
+            let pixels_untouched = decision
+                .edits
+                .iter()
+                .all(|e| (e.tag().group, e.tag().element) < (0x7FE0, 0x0010));
+            if let Err(e) = write_processed(&self.spool, &id, &mut obj, pixels_untouched) {
                 notes.push(format!(
                     "processed file not written, forwarding the original: {e}"
                 ));
@@ -384,11 +390,11 @@ impl Processing {
     /// the Original Attributes Sequence).
     fn relabel(&self, record: &InstanceRecord, body_part: &str) -> Result<(), String> {
         let id = record.id.parse::<InstanceId>().map_err(|e| e.to_string())?;
-        let kind = if self.spool.contains(FileKind::Processed, &id) {
-            FileKind::Processed
-        } else {
-            FileKind::Incoming
-        };
+        // The current coerced state: a header file, a whole processed file, or the original.
+        let kind = [FileKind::Header, FileKind::Processed]
+            .into_iter()
+            .find(|&k| self.spool.contains(k, &id))
+            .unwrap_or(FileKind::Incoming);
         let mut obj = OpenFileOptions::new()
             .read_preamble(ReadPreamble::Always)
             .open_file(self.spool.path(kind, &id))
@@ -401,7 +407,18 @@ impl Processing {
             value: body_part.to_string(),
         };
         super::edits::apply(&mut obj, &[edit])?;
-        write_processed(&self.spool, &id, &mut obj)
+        if kind == FileKind::Header {
+            // Still a header: the pixels stay in the incoming file.
+            let mut bytes = Vec::new();
+            obj.write_all(&mut bytes).map_err(|e| e.to_string())?;
+            return self
+                .spool
+                .store(FileKind::Header, &id, &bytes)
+                .map(drop)
+                .map_err(|e| e.to_string());
+        }
+        // A whole processed file exists only where a header could not be split off.
+        write_processed(&self.spool, &id, &mut obj, kind == FileKind::Incoming)
     }
 
     /// The file cannot be read: route on what the queue knows (no attributes, no label).
@@ -442,22 +459,67 @@ fn priority_of(p: radroute_route::Priority) -> i8 {
     }
 }
 
-/// Writes the coerced object next to the original. Same transfer syntax as received, except
-/// Deflated, which is written as Explicit VR Little Endian (see docs/ARCHITECTURE.md).
+/// Writes the coerced object next to the original, as a header file when the pixels are those
+/// of the incoming file (`pixels_untouched`, which processing knows from the edits it applied),
+/// else as a whole processed file; removes the other kind's stale file (re-processing).
+///
+/// A header file holds the data set without Pixel Data and the elements after it, in the
+/// received transfer syntax; the forwarder sends it followed by the incoming file's bytes from
+/// Pixel Data on, so labelling a 10 MB radiograph writes kilobytes. Deflated data sets cannot be
+/// spliced and are written whole, as Explicit VR Little Endian (see docs/ARCHITECTURE.md).
 fn write_processed(
     spool: &Spool,
     id: &InstanceId,
     obj: &mut DefaultDicomObject,
+    pixels_untouched: bool,
 ) -> Result<(), String> {
-    if obj.meta().transfer_syntax() == radroute_forward::part10::DEFLATED_EXPLICIT_VR_LE {
+    let deflated =
+        obj.meta().transfer_syntax() == radroute_forward::part10::DEFLATED_EXPLICIT_VR_LE;
+    let has_pixels = matches!(obj.element_opt(tags::PIXEL_DATA), Ok(Some(_)));
+    // The forwarder must find where the incoming pixels start; ask the same function it uses.
+    let splittable = pixels_untouched
+        && has_pixels
+        && !deflated
+        && matches!(
+            radroute_forward::part10::splice_point(
+                &spool.path(FileKind::Incoming, id),
+                obj.meta().transfer_syntax()
+            ),
+            Ok(Some(_))
+        );
+    let (kind, stale) = if splittable {
+        (FileKind::Header, FileKind::Processed)
+    } else {
+        (FileKind::Processed, FileKind::Header)
+    };
+    if deflated {
         obj.meta_mut().set_transfer_syntax(
             &dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN,
         );
     }
-    let mut bytes = Vec::with_capacity(16 << 20);
-    obj.write_all(&mut bytes).map_err(|e| e.to_string())?;
-    spool
-        .store(FileKind::Processed, id, &bytes)
-        .map_err(|e| e.to_string())?;
+    let mut bytes;
+    if kind == FileKind::Header {
+        // Take Pixel Data and what follows it out while writing, and put them back.
+        let tail: Vec<DicomTag> = obj
+            .iter()
+            .map(|e| e.header().tag)
+            .filter(|&t| t >= tags::PIXEL_DATA)
+            .collect();
+        let taken: Vec<_> = tail
+            .into_iter()
+            .filter_map(|t| obj.take_element(t).ok())
+            .collect();
+        bytes = Vec::with_capacity(64 << 10);
+        let written = obj.write_all(&mut bytes).map_err(|e| e.to_string());
+        for element in taken {
+            obj.put(element);
+        }
+        written?;
+    } else {
+        bytes = Vec::with_capacity(16 << 20);
+        obj.write_all(&mut bytes).map_err(|e| e.to_string())?;
+    }
+    spool.store(kind, id, &bytes).map_err(|e| e.to_string())?;
+    spool.remove_kind(stale, id).map_err(|e| e.to_string())?;
     Ok(())
 }
