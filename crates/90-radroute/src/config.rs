@@ -141,6 +141,9 @@ pub struct SpoolConfig {
     pub dir: PathBuf,
     /// Keep files this long after every destination has them (seconds).
     pub retention_secs: u64,
+    /// Received instances kept parsed in memory for the processing step (MiB), so it need not
+    /// read them back from disk; 0 turns the handoff off. The files are written either way.
+    pub handoff_mb: usize,
 }
 
 impl Default for SpoolConfig {
@@ -148,6 +151,7 @@ impl Default for SpoolConfig {
         SpoolConfig {
             dir: PathBuf::from("/var/lib/radroute"),
             retention_secs: 0,
+            handoff_mb: 96,
         }
     }
 }

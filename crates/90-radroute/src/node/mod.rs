@@ -5,6 +5,7 @@
 mod classify;
 mod edits;
 mod forwarder;
+mod handoff;
 pub mod label;
 mod process;
 mod purge;
@@ -190,6 +191,7 @@ async fn serve(cfg: Config) -> Result<(), NodeError> {
         });
     }
 
+    let handoff = Arc::new(handoff::Handoff::new(cfg.spool.handoff_mb << 20));
     let processing = Arc::new(process::Processing {
         spool: spool.clone(),
         queue: queue.clone(),
@@ -197,6 +199,7 @@ async fn serve(cfg: Config) -> Result<(), NodeError> {
         labeler,
         wake_forward: wake_forward.clone(),
         studies: Default::default(),
+        handoff: handoff.clone(),
     });
     tasks.spawn(
         processing
@@ -235,6 +238,7 @@ async fn serve(cfg: Config) -> Result<(), NodeError> {
         queue: queue.clone(),
         wake_processing: wake_processing.clone(),
         min_free_bytes: min_free_bytes.clone(),
+        handoff,
     });
     let (scp_tx, scp_rx) = watch::channel(Arc::new(scp_options));
     let scp = radroute_receive::serve(listener, scp_rx, handler, shutdown_signal());

@@ -51,6 +51,8 @@ pub struct Processing {
     pub(crate) labeler: Option<Arc<dyn Labeler>>,
     pub(crate) wake_forward: Arc<Notify>,
     pub(crate) studies: Mutex<Studies>,
+    /// Objects the store step parsed, taken instead of reading the spool file back.
+    pub(crate) handoff: Arc<super::handoff::Handoff>,
 }
 
 /// What processing decided for one instance.
@@ -208,13 +210,17 @@ impl Processing {
             Ok(id) => id,
             Err(e) => return self.route_unread(record, format!("bad instance id: {e}")),
         };
-        let path = self.spool.path(FileKind::Incoming, &id);
-        let mut obj = match OpenFileOptions::new()
-            .read_preamble(ReadPreamble::Always)
-            .open_file(&path)
-        {
-            Ok(obj) => obj,
-            Err(e) => return self.route_unread(record, format!("cannot read spooled file: {e}")),
+        let mut obj = match self.handoff.take(&record.id) {
+            Some(obj) => obj,
+            None => match OpenFileOptions::new()
+                .read_preamble(ReadPreamble::Always)
+                .open_file(self.spool.path(FileKind::Incoming, &id))
+            {
+                Ok(obj) => obj,
+                Err(e) => {
+                    return self.route_unread(record, format!("cannot read spooled file: {e}"))
+                }
+            },
         };
         let mut notes = Vec::new();
         let mut modified = false;

@@ -19,6 +19,8 @@ use radroute_spool::{FileKind, InstanceId, Spool};
 use tokio::sync::Notify;
 use tracing::warn;
 
+use super::handoff::Handoff;
+
 /// Implementation Class UID radroute writes into the file meta of spooled files (2.25 UUID form).
 pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.229081519131312346157624302186955372547";
 /// Implementation Version Name written next to it.
@@ -31,17 +33,20 @@ pub struct SpoolingHandler {
     pub(crate) wake_processing: Arc<Notify>,
     /// Disk watermark; an atomic so a configuration reload can change it.
     pub(crate) min_free_bytes: Arc<std::sync::atomic::AtomicU64>,
+    /// Parsed instances for the processing step, so it need not read them back.
+    pub(crate) handoff: Arc<super::handoff::Handoff>,
 }
 
 impl StoreHandler for SpoolingHandler {
     async fn store(&self, instance: IncomingInstance) -> StoreResult {
         let spool = self.spool.clone();
         let queue = self.queue.clone();
+        let handoff = self.handoff.clone();
         let min_free = self
             .min_free_bytes
             .load(std::sync::atomic::Ordering::Relaxed);
         let result = tokio::task::spawn_blocking(move || {
-            store_blocking(&spool, queue.as_ref(), min_free, instance)
+            store_blocking(&spool, queue.as_ref(), &handoff, min_free, instance)
         })
         .await
         .unwrap_or_else(|e| {
@@ -63,6 +68,7 @@ fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
 fn store_blocking(
     spool: &Spool,
     queue: &dyn ForwardQueue,
+    handoff: &Handoff,
     min_free: u64,
     instance: IncomingInstance,
 ) -> StoreResult {
@@ -147,12 +153,15 @@ fn store_blocking(
         warn!(error = %e, sop_instance_uid = %instance.sop_instance_uid, "spool write failed");
         return StoreResult::failure(Status::OUT_OF_RESOURCES, format!("cannot store: {e}"));
     }
+    let study_instance_uid = text(&obj, tags::STUDY_INSTANCE_UID);
+    // Offered before the queue commit makes the instance visible to the processing step.
+    let offered = handoff.offer(id.as_str(), obj.with_exact_meta(meta), data.len());
     let row = NewInstance {
         id: id.as_str().to_string(),
         sop_instance_uid: instance.sop_instance_uid.clone(),
         sop_class_uid: instance.sop_class_uid.clone(),
         transfer_syntax: instance.transfer_syntax.clone(),
-        study_instance_uid: text(&obj, tags::STUDY_INSTANCE_UID),
+        study_instance_uid,
         calling_ae: instance.association.calling_ae.clone(),
         called_ae: instance.association.called_ae.clone(),
         peer_addr: instance.association.peer.to_string(),
@@ -163,6 +172,9 @@ fn store_blocking(
         warn!(error = %e, sop_instance_uid = %instance.sop_instance_uid, "queue insert failed");
         // Not acknowledged: the file must not linger as an orphan.
         let _ = spool.remove(&id);
+        if offered {
+            handoff.discard(id.as_str());
+        }
         metrics::counter!("radroute_store_refused_total", "reason" => "queue_error").increment(1);
         return StoreResult::failure(Status::OUT_OF_RESOURCES, format!("cannot queue: {e}"));
     }
