@@ -37,11 +37,17 @@ pub fn binary() -> PathBuf {
 impl Orthanc {
     /// Starts Orthanc with storage under `dir` on free ports and waits for REST and DICOM.
     pub fn start(dir: &Path, ae_title: &str) -> Orthanc {
+        Self::start_with(dir, ae_title, serde_json::json!({}))
+    }
+
+    /// Like [`Orthanc::start`] with configuration keys of `overrides` (a JSON object) replacing
+    /// the defaults, e.g. `{"DicomScpTimeout": 1}`.
+    pub fn start_with(dir: &Path, ae_title: &str, overrides: serde_json::Value) -> Orthanc {
         let db = dir.join("db");
         std::fs::create_dir_all(&db).expect("create Orthanc storage dir");
         let dicom_port = free_port();
         let http_port = free_port();
-        let cfg = serde_json::json!({
+        let mut cfg = serde_json::json!({
             "Name": "radroute-e2e",
             "StorageDirectory": db,
             "IndexDirectory": db,
@@ -62,6 +68,11 @@ impl Orthanc {
             "DicomScpTimeout": 30,
             "HttpCompressionEnabled": false,
         });
+        if let (Some(cfg), Some(overrides)) = (cfg.as_object_mut(), overrides.as_object()) {
+            for (key, value) in overrides {
+                cfg.insert(key.clone(), value.clone());
+            }
+        }
         let cfg_path = dir.join("orthanc.json");
         std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).unwrap())
             .expect("write orthanc.json");

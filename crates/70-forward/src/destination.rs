@@ -21,6 +21,10 @@ pub struct Destination {
     pub io_timeout: Duration,
     /// DICOM TLS towards this destination.
     pub tls: Option<ClientTls>,
+    /// Associations radroute may have open to this destination at once (forward workers).
+    pub associations: usize,
+    /// How long an idle association stays open waiting for more instances before release.
+    pub linger: Duration,
 }
 
 /// TLS settings for one destination.
@@ -52,6 +56,8 @@ impl Destination {
             connect_timeout: Duration::from_secs(10),
             io_timeout: Duration::from_secs(60),
             tls: None,
+            associations: 2,
+            linger: Duration::from_secs(2),
         }
     }
 }

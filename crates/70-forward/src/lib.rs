@@ -1,7 +1,8 @@
 //! The sending side of radroute: C-STORE SCU forwarding to PACS destinations.
 //!
 //! A forward worker (in the binary) leases a batch of jobs for one destination from the queue and
-//! calls [`send_batch`]: one association carries the whole batch. Each instance goes in its
+//! sends it over a [`Session`]: an association that stays open for the next batches while they
+//! come and fit its presentation contexts ([`send_batch`] is the one-shot form). Each instance goes in its
 //! original transfer syntax when the destination accepts it, otherwise decompressed to Explicit
 //! VR Little Endian, otherwise its job fails with a clear reason. The peer's status decides the
 //! outcome ([`SendOutcome`]): success and warnings are delivered, out-of-resources and
@@ -24,7 +25,7 @@ pub mod scu;
 
 pub use destination::{ClientTls, Destination};
 pub use outcome::SendOutcome;
-pub use scu::{echo, send_batch, Outgoing};
+pub use scu::{echo, retry_all, send_batch, Outgoing, Session};
 
 /// Why talking to a destination failed as a whole (before any per-instance outcome).
 #[derive(Debug, thiserror::Error)]

@@ -278,113 +278,216 @@ async fn payload(item: &Outgoing, target_ts: &str) -> Result<Payload, SendOutcom
     })
 }
 
-/// Sends a batch over one association and returns one outcome per item, in order.
+/// Sends a batch over one association of its own and returns one outcome per item, in order.
 ///
 /// Association failures make every unsent item [`SendOutcome::Retry`]; items already answered
-/// keep their outcome.
+/// keep their outcome. The forward worker keeps associations open across batches with
+/// [`Session`] instead.
 pub async fn send_batch(dest: &Destination, batch: &[Outgoing]) -> Vec<SendOutcome> {
-    let contexts = proposed_contexts(batch);
-    let connected = match &dest.tls {
-        Some(tls) => match connect_tls(dest, &contexts, tls).await {
-            Ok(assoc) => return send_over(dest, assoc, batch).await,
-            Err(e) => e,
-        },
-        None => match connect_plain(dest, &contexts).await {
-            Ok(assoc) => return send_over(dest, assoc, batch).await,
-            Err(e) => e,
-        },
-    };
-    warn!(destination = %dest.name, error = %connected, batch = batch.len(), "cannot open association");
-    let reason = connected.to_string();
+    match Session::open(dest, batch).await {
+        Ok(mut session) => {
+            let outcomes = session.send(batch).await;
+            session.close().await;
+            outcomes
+        }
+        Err(e) => retry_all(batch, &e.to_string()),
+    }
+}
+
+/// Every item of `batch` to be retried for `reason`.
+pub fn retry_all(batch: &[Outgoing], reason: &str) -> Vec<SendOutcome> {
     batch
         .iter()
         .map(|_| SendOutcome::Retry {
-            reason: reason.clone(),
+            reason: reason.to_string(),
             status: None,
         })
         .collect()
 }
 
-async fn send_over<S: Stream>(
-    dest: &Destination,
-    mut assoc: AsyncClientAssociation<S>,
-    batch: &[Outgoing],
-) -> Vec<SendOutcome> {
-    let peer_max = assoc.acceptor_max_pdu_length();
-    let mut outcomes = Vec::with_capacity(batch.len());
-    let mut broken: Option<String> = None;
-    for (i, item) in batch.iter().enumerate() {
-        if let Some(reason) = &broken {
-            outcomes.push(SendOutcome::Retry {
-                reason: reason.clone(),
-                status: None,
-            });
-            continue;
-        }
-        // Original syntax first (never deflate: see docs/ARCHITECTURE.md), then uncompressed.
-        let mut wanted: Vec<&str> = Vec::new();
-        if item.transfer_syntax != DEFLATED_EXPLICIT_VR_LE {
-            wanted.push(&item.transfer_syntax);
-        }
-        // Then uncompressed: explicit VR preferred, implicit VR for destinations that take only
-        // the default transfer syntax.
-        wanted.push(EXPLICIT_VR_LE);
-        wanted.push(IMPLICIT_VR_LE);
-        let Some((pc, ts)) = accepted_context(&assoc, &item.sop_class_uid, &wanted) else {
-            outcomes.push(SendOutcome::Dead {
-                reason: format!(
-                    "{} accepts neither {} nor an uncompressed syntax for SOP class {}",
-                    dest.name, item.transfer_syntax, item.sop_class_uid
-                ),
-                status: None,
-            });
-            continue;
+/// The association of a [`Session`], over plain TCP or TLS. One per session: the size of the
+/// TLS variant does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Link {
+    Plain(AsyncClientAssociation<TcpStream>),
+    Tls(AsyncClientAssociation<dicom_ul::association::client::AsyncTlsStream>),
+}
+
+/// An open association to one destination that several batches can use in turn, as long as
+/// its presentation contexts fit them ([`Session::covers`]): a stream of instances then pays
+/// for one association (TCP and TLS handshakes, negotiation, a forked process on some PACS)
+/// instead of one per batch.
+pub struct Session {
+    dest: Destination,
+    link: Option<Link>,
+    /// The presentation contexts proposed at negotiation.
+    proposed: Vec<(String, Vec<String>)>,
+    /// Messages sent so far, for message ids.
+    sent: usize,
+    /// Why the association broke, once it did.
+    broken: Option<String>,
+    /// Whether the last [`Session::send`] broke before the destination answered anything.
+    broke_unanswered: bool,
+}
+
+impl Session {
+    /// Opens an association proposing the presentation contexts `batch` needs.
+    pub async fn open(dest: &Destination, batch: &[Outgoing]) -> Result<Session, ForwardError> {
+        let contexts = proposed_contexts(batch);
+        let link = match &dest.tls {
+            Some(tls) => Link::Tls(connect_tls(dest, &contexts, tls).await?),
+            None => Link::Plain(connect_plain(dest, &contexts).await?),
         };
-        let data = match payload(item, &ts).await {
-            Ok(data) => data,
-            Err(outcome) => {
-                outcomes.push(outcome);
+        Ok(Session {
+            dest: dest.clone(),
+            link: Some(link),
+            proposed: contexts,
+            sent: 0,
+            broken: None,
+            broke_unanswered: false,
+        })
+    }
+
+    /// The destination this session talks to (as configured when it opened).
+    pub fn destination(&self) -> &Destination {
+        &self.dest
+    }
+
+    /// True while the association can carry more messages.
+    pub fn is_usable(&self) -> bool {
+        self.link.is_some() && self.broken.is_none()
+    }
+
+    /// True when the last [`Session::send`] found the association broken before the
+    /// destination answered any of its messages: typically a destination that closed an idle
+    /// association. Nothing of that batch reached it; it can go again on a new association.
+    pub fn broke_unanswered(&self) -> bool {
+        self.broke_unanswered
+    }
+
+    /// True when this association was negotiated with every presentation context a new one
+    /// would propose for `item`, so `item` travels here exactly as it would on a new
+    /// association (an uncompressed fallback is not enough when its original syntax was never
+    /// offered).
+    pub fn covers(&self, item: &Outgoing) -> bool {
+        self.is_usable()
+            && proposed_contexts(std::slice::from_ref(item))
+                .iter()
+                .all(|pc| self.proposed.contains(pc))
+    }
+
+    /// Sends `batch` and returns one outcome per item, in order. Once the association breaks,
+    /// the rest of the batch is [`SendOutcome::Retry`] and the session is no longer usable.
+    pub async fn send(&mut self, batch: &[Outgoing]) -> Vec<SendOutcome> {
+        let mut outcomes = Vec::with_capacity(batch.len());
+        self.broke_unanswered = false;
+        let mut answered = false;
+        for item in batch {
+            if let Some(reason) = &self.broken {
+                outcomes.push(SendOutcome::Retry {
+                    reason: reason.clone(),
+                    status: None,
+                });
                 continue;
             }
-        };
-        let message_id = (i % 0xFFFF + 1) as u16;
-        let outcome = match store_one(&mut assoc, pc, message_id, item, data.data(), peer_max).await
-        {
-            Ok(outcome) => outcome,
-            Err(reason) => {
-                broken = Some(reason.clone());
-                SendOutcome::Retry {
-                    reason,
-                    status: None,
+            self.sent += 1;
+            let message_id = ((self.sent - 1) % 0xFFFF + 1) as u16;
+            let result = match &mut self.link {
+                Some(Link::Plain(a)) => send_item(&self.dest, a, message_id, item).await,
+                Some(Link::Tls(a)) => send_item(&self.dest, a, message_id, item).await,
+                None => Err("association closed".to_string()),
+            };
+            let outcome = match result {
+                Ok(outcome) => {
+                    answered = true;
+                    outcome
                 }
-            }
+                Err(reason) => {
+                    self.broke_unanswered = !answered;
+                    self.broken = Some(reason.clone());
+                    SendOutcome::Retry {
+                        reason,
+                        status: None,
+                    }
+                }
+            };
+            outcomes.push(outcome);
+        }
+        let delivered = outcomes
+            .iter()
+            .filter(|o| matches!(o, SendOutcome::Delivered { .. }))
+            .count();
+        info!(destination = %self.dest.name, sent = batch.len(), delivered, "batch forwarded");
+        outcomes
+    }
+
+    /// Releases the association (aborts it if it broke).
+    pub async fn close(mut self) {
+        let Some(link) = self.link.take() else {
+            return;
         };
-        match &outcome {
-            SendOutcome::Delivered { status } if *status != Status::SUCCESS => {
-                warn!(destination = %dest.name, sop_instance_uid = %item.sop_instance_uid, %status, "delivered with warning")
-            }
-            SendOutcome::Delivered { .. } => {
-                debug!(destination = %dest.name, sop_instance_uid = %item.sop_instance_uid, ts = %ts, "delivered")
-            }
-            other => {
-                warn!(destination = %dest.name, sop_instance_uid = %item.sop_instance_uid, outcome = ?other, "not delivered")
-            }
+        let release = self.broken.is_none();
+        let result = match link {
+            Link::Plain(a) if release => a.release().await,
+            Link::Tls(a) if release => a.release().await,
+            Link::Plain(a) => a.abort().await,
+            Link::Tls(a) => a.abort().await,
+        };
+        if let Err(e) = result {
+            debug!(destination = %self.dest.name, error = %e, "release failed");
         }
-        outcomes.push(outcome);
     }
-    if broken.is_none() {
-        if let Err(e) = assoc.release().await {
-            debug!(destination = %dest.name, error = %e, "release failed");
+}
+
+/// The transfer syntaxes `item` may travel in, best first: its own (never deflate: see
+/// docs/ARCHITECTURE.md), then uncompressed, explicit VR preferred, implicit VR for
+/// destinations that take only the default transfer syntax.
+fn wanted_syntaxes(item: &Outgoing) -> Vec<&str> {
+    let mut wanted: Vec<&str> = Vec::new();
+    if item.transfer_syntax != DEFLATED_EXPLICIT_VR_LE {
+        wanted.push(&item.transfer_syntax);
+    }
+    wanted.push(EXPLICIT_VR_LE);
+    wanted.push(IMPLICIT_VR_LE);
+    wanted
+}
+
+/// Sends one instance: `Ok` with its outcome when the destination answered or the instance
+/// cannot go at all; `Err` when the association broke.
+async fn send_item<S: Stream>(
+    dest: &Destination,
+    assoc: &mut AsyncClientAssociation<S>,
+    message_id: u16,
+    item: &Outgoing,
+) -> Result<SendOutcome, String> {
+    let wanted = wanted_syntaxes(item);
+    let Some((pc, ts)) = accepted_context(assoc, &item.sop_class_uid, &wanted) else {
+        return Ok(SendOutcome::Dead {
+            reason: format!(
+                "{} accepts neither {} nor an uncompressed syntax for SOP class {}",
+                dest.name, item.transfer_syntax, item.sop_class_uid
+            ),
+            status: None,
+        });
+    };
+    let data = match payload(item, &ts).await {
+        Ok(data) => data,
+        Err(outcome) => return Ok(outcome),
+    };
+    let peer_max = assoc.acceptor_max_pdu_length();
+    let outcome = store_one(assoc, pc, message_id, item, data.data(), peer_max).await?;
+    match &outcome {
+        SendOutcome::Delivered { status } if *status != Status::SUCCESS => {
+            warn!(destination = %dest.name, sop_instance_uid = %item.sop_instance_uid, %status, "delivered with warning")
         }
-    } else {
-        let _ = assoc.abort().await;
+        SendOutcome::Delivered { .. } => {
+            debug!(destination = %dest.name, sop_instance_uid = %item.sop_instance_uid, ts = %ts, "delivered")
+        }
+        other => {
+            warn!(destination = %dest.name, sop_instance_uid = %item.sop_instance_uid, outcome = ?other, "not delivered")
+        }
     }
-    let delivered = outcomes
-        .iter()
-        .filter(|o| matches!(o, SendOutcome::Delivered { .. }))
-        .count();
-    info!(destination = %dest.name, sent = batch.len(), delivered, "batch forwarded");
-    outcomes
+    Ok(outcome)
 }
 
 async fn store_one<S: Stream>(

@@ -323,8 +323,21 @@ pub struct DestinationConfig {
     /// PEM client key.
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
+    /// Associations open to this destination at once, each sending its own batches.
+    #[serde(default = "default_associations")]
+    pub associations: usize,
+    /// An idle association stays open this long for more instances (milliseconds; 0 releases
+    /// it after every batch).
+    #[serde(default = "default_linger_ms")]
+    pub linger_ms: u64,
 }
 
+fn default_associations() -> usize {
+    2
+}
+fn default_linger_ms() -> u64 {
+    2000
+}
 fn default_connect_timeout() -> u64 {
     10
 }
@@ -379,6 +392,14 @@ impl Config {
                 );
                 dest.connect_timeout = Duration::from_secs(d.connect_timeout_secs);
                 dest.io_timeout = Duration::from_secs(d.io_timeout_secs);
+                if d.associations == 0 {
+                    return Err(format!(
+                        "destinations ({}): associations must be at least 1",
+                        d.name
+                    ));
+                }
+                dest.associations = d.associations;
+                dest.linger = Duration::from_millis(d.linger_ms);
                 if let Some(ca) = &d.tls_ca {
                     let (cert, key) = (d.tls_cert.as_deref(), d.tls_key.as_deref());
                     let client = match (cert, key) {

@@ -6,6 +6,7 @@
 mod admin_api;
 mod admission;
 mod association;
+mod association_reuse;
 mod classification;
 mod crash_recovery;
 mod env_override;

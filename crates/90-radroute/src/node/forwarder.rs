@@ -1,22 +1,30 @@
-//! One forward worker per destination: lease a batch, send it over one association, record
-//! each outcome. A slow or dead destination only ever delays its own jobs.
+//! Forward workers, `associations` per destination: lease a batch, send it over an association
+//! kept open while batches keep coming, record each outcome. A slow or dead destination only
+//! ever delays its own jobs.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use radroute_forward::{send_batch, Destination, Outgoing, SendOutcome};
+use radroute_forward::{retry_all, Destination, Outgoing, SendOutcome, Session};
 use radroute_queue::{ForwardQueue, JobState, Outcome, UnixMillis};
 use radroute_spool::{FileKind, InstanceId, Spool};
 use tokio::sync::{watch, Notify};
-use tracing::warn;
+use tracing::{info, warn};
 
 /// Longest sleep between queue polls when nothing is due.
 const IDLE_POLL: Duration = Duration::from_secs(2);
 
-/// Runs the worker for a destination until `stop` turns true or the destination is removed
-/// from the configuration (its watch turns `None`); the batch in progress completes first.
-/// The destination's settings may change between batches (configuration reload).
+/// Runs forward worker number `slot` of a destination until `stop` turns true, the destination
+/// is removed from the configuration (its watch turns `None`) or its `associations` drop to
+/// `slot` or fewer; the batch in progress completes first. The destination's settings may change
+/// between batches (configuration reload): an open association is then released and the next
+/// one uses the new settings.
+///
+/// An association stays open after a batch while more jobs come within the destination's
+/// linger time and fit its presentation contexts.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
+    slot: usize,
     mut dest_rx: watch::Receiver<Option<Destination>>,
     queue: Arc<dyn ForwardQueue>,
     spool: Arc<Spool>,
@@ -25,13 +33,19 @@ pub async fn run(
     wake_purge: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut session: Option<Session> = None;
     loop {
-        if *stop.borrow() {
-            return;
-        }
-        let Some(dest) = dest_rx.borrow_and_update().clone() else {
-            return;
+        let dest = dest_rx.borrow_and_update().clone();
+        let dest = match dest {
+            Some(dest) if !*stop.borrow() && slot < dest.associations => dest,
+            _ => {
+                close(&mut session).await;
+                return;
+            }
         };
+        if session.as_ref().is_some_and(|s| s.destination() != &dest) {
+            close(&mut session).await;
+        }
         let q = queue.clone();
         let name = dest.name.clone();
         let jobs = tokio::task::spawn_blocking(move || {
@@ -45,24 +59,31 @@ pub async fn run(
         })
         .unwrap_or_default();
         if jobs.is_empty() {
-            let q = queue.clone();
-            let name = dest.name.clone();
-            let next = tokio::task::spawn_blocking(move || q.next_due(&name))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .flatten();
-            let sleep = next
-                .map(|at| Duration::from_millis((at.0 - UnixMillis::now().0).max(0) as u64))
-                .unwrap_or(IDLE_POLL)
-                .min(IDLE_POLL);
-            // Register interest before sleeping so a wake-up between lease and sleep is kept.
+            // Register interest before looking further so a wake-up in between is kept.
             let notified = wake.notified();
-            tokio::select! {
-                _ = notified => {}
-                _ = tokio::time::sleep(sleep) => {}
-                _ = stop.changed() => {}
-                _ = dest_rx.changed() => {}
+            let sleep = if session.is_some() {
+                dest.linger
+            } else {
+                let q = queue.clone();
+                let name = dest.name.clone();
+                let next = tokio::task::spawn_blocking(move || q.next_due(&name))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .flatten();
+                next.map(|at| Duration::from_millis((at.0 - UnixMillis::now().0).max(0) as u64))
+                    .unwrap_or(IDLE_POLL)
+                    .min(IDLE_POLL)
+            };
+            let woken = tokio::select! {
+                _ = notified => true,
+                _ = tokio::time::sleep(sleep) => false,
+                _ = stop.changed() => true,
+                _ = dest_rx.changed() => true,
+            };
+            if !woken {
+                // Idle for the linger time: let the association go.
+                close(&mut session).await;
             }
             continue;
         }
@@ -98,7 +119,7 @@ pub async fn run(
             })
             .collect();
         let started = std::time::Instant::now();
-        let outcomes = send_batch(&dest, &outgoing).await;
+        let outcomes = send(&mut session, &dest, &outgoing).await;
         metrics::histogram!("radroute_stage_seconds", "stage" => "forward_batch")
             .record(started.elapsed().as_secs_f64());
         let q = queue.clone();
@@ -137,5 +158,54 @@ pub async fn run(
         if results > 0 {
             wake_purge.notify_one();
         }
+    }
+}
+
+/// Sends `outgoing` over the open session when it fits, else over a new one. A reused
+/// association that turns out closed before the destination answered anything (a destination
+/// that drops idle associations) is replaced once, so the batch is not counted as a failure.
+async fn send(
+    session: &mut Option<Session>,
+    dest: &Destination,
+    outgoing: &[Outgoing],
+) -> Vec<SendOutcome> {
+    if session
+        .as_ref()
+        .is_some_and(|s| !outgoing.iter().all(|o| s.covers(o)))
+    {
+        close(session).await;
+    }
+    let mut reused = session.is_some();
+    loop {
+        if session.is_none() {
+            match Session::open(dest, outgoing).await {
+                Ok(s) => *session = Some(s),
+                Err(e) => {
+                    warn!(destination = %dest.name, error = %e, batch = outgoing.len(), "cannot open association");
+                    return retry_all(outgoing, &e.to_string());
+                }
+            }
+        }
+        let Some(open) = session.as_mut() else {
+            return retry_all(outgoing, "no association");
+        };
+        let outcomes = open.send(outgoing).await;
+        if open.is_usable() {
+            return outcomes;
+        }
+        let again = reused && open.broke_unanswered();
+        close(session).await;
+        if !again {
+            return outcomes;
+        }
+        info!(destination = %dest.name, "idle association was closed by the destination; opening a new one");
+        reused = false;
+    }
+}
+
+/// Releases the open association, if any.
+async fn close(session: &mut Option<Session>) {
+    if let Some(s) = session.take() {
+        s.close().await;
     }
 }

@@ -201,13 +201,14 @@ async fn serve(cfg: Config) -> Result<(), NodeError> {
         studies: Default::default(),
         handoff: handoff.clone(),
     });
-    tasks.spawn(
-        processing
-            .clone()
-            .run(wake_processing.clone(), 2, stop_rx.clone()),
-    );
+    tasks.spawn(processing.clone().run(
+        wake_processing.clone(),
+        cfg.classify.workers,
+        stop_rx.clone(),
+    ));
     let mut workers = ForwardWorkers {
         senders: HashMap::new(),
+        running: HashMap::new(),
         queue: queue.clone(),
         spool: spool.clone(),
         batch_size: cfg.queue.batch_size,
@@ -272,9 +273,12 @@ async fn serve(cfg: Config) -> Result<(), NodeError> {
     Ok(())
 }
 
-/// The forward workers, one per destination, so a reload can add, change or remove them.
+/// The forward workers, `associations` per destination, so a reload can add, change or remove
+/// them.
 struct ForwardWorkers {
     senders: HashMap<String, watch::Sender<Option<radroute_forward::Destination>>>,
+    /// Worker slots started per destination (a slot at or past `associations` stops itself).
+    running: HashMap<String, usize>,
     queue: Arc<dyn ForwardQueue>,
     spool: Arc<Spool>,
     batch_size: usize,
@@ -300,19 +304,14 @@ impl ForwardWorkers {
                     *current = Some(dest.clone());
                     changed
                 });
+                // More associations allowed: start the extra workers (fewer: the surplus
+                // ones see their slot gone and stop after their batch).
+                self.spawn_workers(&dest, tasks);
                 continue;
             }
-            let (tx, rx) = watch::channel(Some(dest.clone()));
+            let (tx, _) = watch::channel(Some(dest.clone()));
             self.senders.insert(dest.name.clone(), tx);
-            tasks.spawn(forwarder::run(
-                rx,
-                self.queue.clone(),
-                self.spool.clone(),
-                self.batch_size,
-                self.wake_forward.clone(),
-                self.wake_purge.clone(),
-                self.stop.clone(),
-            ));
+            self.spawn_workers(&dest, tasks);
         }
         self.senders.retain(|name, tx| {
             let keep = names.contains(name);
@@ -321,6 +320,33 @@ impl ForwardWorkers {
             }
             keep
         });
+        self.running.retain(|name, _| names.contains(name));
+    }
+
+    /// Starts the workers `dest` lacks: slots from those already running up to its
+    /// `associations`.
+    fn spawn_workers(
+        &mut self,
+        dest: &radroute_forward::Destination,
+        tasks: &mut tokio::task::JoinSet<()>,
+    ) {
+        let Some(tx) = self.senders.get(&dest.name) else {
+            return;
+        };
+        let running = self.running.entry(dest.name.clone()).or_insert(0);
+        for slot in *running..dest.associations {
+            tasks.spawn(forwarder::run(
+                slot,
+                tx.subscribe(),
+                self.queue.clone(),
+                self.spool.clone(),
+                self.batch_size,
+                self.wake_forward.clone(),
+                self.wake_purge.clone(),
+                self.stop.clone(),
+            ));
+        }
+        *running = dest.associations;
     }
 }
 
