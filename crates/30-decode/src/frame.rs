@@ -4,9 +4,10 @@
 //! lossy JPEG, which goes to [`crate::jpeg12`]. Codec panics are caught and reported as
 //! [`DecodeError::CorruptPixelData`], so a hostile file cannot bring the daemon down.
 
+use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use dicom_core::value::Value;
+use dicom_core::value::{PrimitiveValue, Value};
 use dicom_dictionary_std::tags;
 use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
 use dicom_object::{FileDicomObject, InMemDicomObject};
@@ -61,17 +62,17 @@ impl RawFrame {
 }
 
 /// Image Pixel module attributes needed to interpret the samples.
-struct PixelModule {
-    uid: String,
-    ts: String,
-    rows: u32,
-    cols: u32,
-    spp: u16,
-    bits_allocated: u16,
-    bits_stored: u16,
-    signed: bool,
-    photometric: String,
-    frames: u32,
+pub(crate) struct PixelModule {
+    pub uid: String,
+    pub ts: String,
+    pub rows: u32,
+    pub cols: u32,
+    pub spp: u16,
+    pub bits_allocated: u16,
+    pub bits_stored: u16,
+    pub signed: bool,
+    pub photometric: String,
+    pub frames: u32,
 }
 
 fn read_module(obj: &FileDicomObject<InMemDicomObject>) -> Result<PixelModule, DecodeError> {
@@ -184,6 +185,49 @@ fn read_module(obj: &FileDicomObject<InMemDicomObject>) -> Result<PixelModule, D
     })
 }
 
+/// The stored samples of one frame as the decoder left them, before any conversion: borrowed
+/// from the object for native (uncompressed) pixel data, owned after a codec. Exactly
+/// `rows * cols * samples_per_pixel` values (or bytes of them), in native byte order.
+pub(crate) enum Samples<'a> {
+    /// 16-bit containers (native pixel data, or TurboJPEG output).
+    U16(Cow<'a, [u16]>),
+    /// 8-bit containers.
+    U8(Cow<'a, [u8]>),
+    /// 16-bit containers as native-endian byte pairs (dicom-pixeldata codecs).
+    Ne16(Vec<u8>),
+    /// 32-bit containers as native-endian bytes.
+    Ne32(Vec<u8>),
+}
+
+/// Frame `frame` decoded to [`Samples`], with what is needed to interpret them.
+pub(crate) struct Decoded<'a> {
+    /// Image Pixel module of the object.
+    pub m: PixelModule,
+    /// Photometric interpretation of the samples as decoded (a JPEG codec may give RGB; native
+    /// YBR is still YBR here).
+    pub photometric: String,
+    /// Planar Configuration of the decoded samples is 1 (colour planes one after the other).
+    pub planar: bool,
+    /// The samples.
+    pub samples: Samples<'a>,
+}
+
+impl PixelModule {
+    /// A [`DecodeError::CorruptPixelData`] about this object.
+    pub fn corrupt(&self, detail: String) -> DecodeError {
+        DecodeError::CorruptPixelData {
+            uid: self.uid.clone(),
+            ts: self.ts.clone(),
+            detail,
+        }
+    }
+
+    /// Samples in one frame.
+    pub fn per_frame(&self) -> usize {
+        self.rows as usize * self.cols as usize * self.spp as usize
+    }
+}
+
 /// Decodes frame `frame` (0-based) of the object into stored sample values.
 ///
 /// radroute classifies frame 0 (docs/preprocessing.md step 0.1).
@@ -191,6 +235,14 @@ pub fn decode_frame(
     obj: &FileDicomObject<InMemDicomObject>,
     frame: u32,
 ) -> Result<RawFrame, DecodeError> {
+    decode_samples(obj, frame)?.into_raw()
+}
+
+/// Decodes frame `frame` without converting the samples: native pixel data stays borrowed.
+pub(crate) fn decode_samples(
+    obj: &FileDicomObject<InMemDicomObject>,
+    frame: u32,
+) -> Result<Decoded<'_>, DecodeError> {
     let m = read_module(obj)?;
     if frame >= m.frames {
         return Err(DecodeError::InvalidAttribute {
@@ -199,99 +251,183 @@ pub fn decode_frame(
             value: format!("{} (frame {frame} requested)", m.frames),
         });
     }
-    let supported = TransferSyntaxRegistry
+    let Some(ts) = TransferSyntaxRegistry
         .get(&m.ts)
-        .is_some_and(|ts| ts.can_decode_all());
-    if !supported {
+        .filter(|ts| ts.can_decode_all())
+    else {
         return Err(DecodeError::UnsupportedTransferSyntax {
             uid: m.uid,
             ts: m.ts,
         });
+    };
+    if !ts.is_encapsulated_pixel_data() {
+        if let Some(samples) = native_samples(obj, &m, frame)? {
+            return Ok(Decoded {
+                photometric: m.photometric.clone(),
+                planar: false,
+                m,
+                samples,
+            });
+        }
     }
     if m.ts.starts_with(MARKER_CODECS) {
         check_end_marker(obj, &m)?;
     }
     if JPEG_LOSSLESS.contains(&m.ts.as_str()) {
         let stream = jpeg_fragment(obj, &m, frame)?;
-        return decode_turbojpeg(&m, &stream);
+        return decode_turbojpeg(m, &stream);
     }
     if m.ts == JPEG_EXTENDED {
         let stream = jpeg_fragment(obj, &m, frame)?;
         if jpeg12::sof_precision(&stream).is_some_and(|p| p > 8) {
-            return decode_turbojpeg(&m, &stream);
+            return decode_turbojpeg(m, &stream);
         }
     }
-    let corrupt = |detail: String| DecodeError::CorruptPixelData {
-        uid: m.uid.clone(),
-        ts: m.ts.clone(),
-        detail,
-    };
     let decoded = catch_unwind(AssertUnwindSafe(|| obj.decode_pixel_data_frame(frame)))
-        .map_err(|_| corrupt("decoder panicked".into()))?
-        .map_err(|e| corrupt(e.to_string()))?;
+        .map_err(|_| m.corrupt("decoder panicked".into()))?
+        .map_err(|e| m.corrupt(e.to_string()))?;
     let photometric = decoded.photometric_interpretation().as_str().to_string();
+    let planar = decoded.planar_configuration() as u8 != 0;
+    let need = m.per_frame() * (m.bits_allocated / 8) as usize;
     let bytes = decoded.data();
-    let samples = samples_from_bytes(bytes, &m).map_err(corrupt)?;
-    let samples = if photometric == "YBR_FULL" || photometric == "YBR_FULL_422" {
-        // native (uncompressed) YBR: JPEG codecs already give RGB
-        if decoded.planar_configuration() as u8 != 0 && photometric == "YBR_FULL_422" {
-            return Err(DecodeError::UnsupportedPixelFormat {
-                uid: m.uid,
-                detail: "planar YBR_FULL_422".into(),
-            });
-        }
-        ybr_full_to_rgb(samples, m.bits_stored)
-    } else {
-        samples
-    };
-    let photometric = if photometric.starts_with("YBR") {
-        "RGB".to_string()
-    } else {
-        photometric
-    };
-    check_plausible(&m, &samples)?;
-    Ok(RawFrame {
-        rows: m.rows,
-        cols: m.cols,
-        samples_per_pixel: m.spp,
-        bits_stored: m.bits_stored,
-        signed: m.signed,
-        photometric,
-        number_of_frames: m.frames,
-        samples,
-    })
-}
-
-/// Interprets native-endian decoded bytes as samples: masks to Bits Stored, sign-extends,
-/// and turns planar colour (Planar Configuration 1) into interleaved.
-fn samples_from_bytes(bytes: &[u8], m: &PixelModule) -> Result<Vec<f32>, String> {
-    let per_frame = m.rows as usize * m.cols as usize * m.spp as usize;
-    let width = (m.bits_allocated / 8) as usize;
-    let need = per_frame * width;
     if bytes.len() < need {
-        return Err(format!(
+        return Err(m.corrupt(format!(
             "decoded frame has {} bytes, {need} expected for {}x{}x{} at {} bits",
             bytes.len(),
             m.rows,
             m.cols,
             m.spp,
             m.bits_allocated
-        ));
+        )));
     }
-    let conv = |raw: u64| stored_value(raw, m.bits_stored, m.signed);
-    let bytes = &bytes[..need];
-    let out: Vec<f32> = match width {
-        1 => bytes.iter().map(|&b| conv(u64::from(b))).collect(),
-        2 => bytes
-            .chunks_exact(2)
-            .map(|c| conv(u64::from(u16::from_ne_bytes([c[0], c[1]]))))
-            .collect(),
-        _ => bytes
-            .chunks_exact(4)
-            .map(|c| conv(u64::from(u32::from_ne_bytes([c[0], c[1], c[2], c[3]]))))
-            .collect(),
+    let mut bytes = decoded.into_data();
+    bytes.truncate(need);
+    let samples = match m.bits_allocated {
+        8 => Samples::U8(Cow::Owned(bytes)),
+        16 => Samples::Ne16(bytes),
+        _ => Samples::Ne32(bytes),
     };
-    Ok(out)
+    Ok(Decoded {
+        m,
+        photometric,
+        planar,
+        samples,
+    })
+}
+
+/// Frame `frame` of native (uncompressed) pixel data, borrowed from the object without a copy,
+/// when the element holds 16-bit words (OW) for 16 bits allocated or bytes for 8, and the header
+/// is one that dicom-pixeldata would accept too. `None` sends the object down dicom-pixeldata's
+/// path, which gives the same samples (or its own error) in every other case.
+fn native_samples<'a>(
+    obj: &'a FileDicomObject<InMemDicomObject>,
+    m: &PixelModule,
+    frame: u32,
+) -> Result<Option<Samples<'a>>, DecodeError> {
+    let Some(elem) = obj.element_opt(tags::PIXEL_DATA).ok().flatten() else {
+        return Ok(None);
+    };
+    let Value::Primitive(p) = elem.value() else {
+        return Ok(None);
+    };
+    // dicom-pixeldata needs these present (read_module defaults them) and refuses values in
+    // functional groups whose multiplicities disagree: leave all that to it.
+    let present = |tag| {
+        obj.element_opt(tag)
+            .ok()
+            .flatten()
+            .is_some_and(|e| e.to_int::<u16>().is_ok())
+    };
+    let planar_ok = match obj.element_opt(tags::PLANAR_CONFIGURATION).ok().flatten() {
+        None => true,
+        Some(e) => matches!(e.to_int::<i16>(), Ok(0 | 1)),
+    };
+    let groups = [
+        tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE,
+        tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE,
+    ]
+    .iter()
+    .any(|&t| obj.element_opt(t).ok().flatten().is_some());
+    let header_ok = [
+        tags::SAMPLES_PER_PIXEL,
+        tags::BITS_STORED,
+        tags::HIGH_BIT,
+        tags::PIXEL_REPRESENTATION,
+    ]
+    .into_iter()
+    .all(present);
+    if !header_ok || !planar_ok || groups || m.spp != 1 {
+        return Ok(None);
+    }
+    let n = m.per_frame();
+    let range = n * frame as usize..n * (frame as usize + 1);
+    let out_of_range = || {
+        m.corrupt(format!(
+            "pixel data holds fewer samples than frame {frame} of {}x{} needs",
+            m.cols, m.rows
+        ))
+    };
+    match (p, m.bits_allocated) {
+        (PrimitiveValue::U16(v), 16) => {
+            let s = v.get(range).ok_or_else(out_of_range)?;
+            Ok(Some(Samples::U16(Cow::Borrowed(s))))
+        }
+        (PrimitiveValue::U8(v), 8) => {
+            let s = v.get(range).ok_or_else(out_of_range)?;
+            Ok(Some(Samples::U8(Cow::Borrowed(s))))
+        }
+        _ => Ok(None),
+    }
+}
+
+impl Decoded<'_> {
+    /// Converts to [`RawFrame`]: masks to Bits Stored, sign-extends, turns planar colour into
+    /// interleaved, native YBR_FULL into RGB, and refuses noise ([`check_plausible`]).
+    pub fn into_raw(self) -> Result<RawFrame, DecodeError> {
+        let m = &self.m;
+        let conv = |raw: u64| stored_value(raw, m.bits_stored, m.signed);
+        let samples: Vec<f32> = match &self.samples {
+            Samples::U16(v) => v.iter().map(|&x| conv(u64::from(x))).collect(),
+            Samples::U8(v) => v.iter().map(|&x| conv(u64::from(x))).collect(),
+            Samples::Ne16(b) => b
+                .chunks_exact(2)
+                .map(|c| conv(u64::from(u16::from_ne_bytes([c[0], c[1]]))))
+                .collect(),
+            Samples::Ne32(b) => b
+                .chunks_exact(4)
+                .map(|c| conv(u64::from(u32::from_ne_bytes([c[0], c[1], c[2], c[3]]))))
+                .collect(),
+        };
+        let photometric = self.photometric;
+        let samples = if photometric == "YBR_FULL" || photometric == "YBR_FULL_422" {
+            // native (uncompressed) YBR: JPEG codecs already give RGB
+            if self.planar && photometric == "YBR_FULL_422" {
+                return Err(DecodeError::UnsupportedPixelFormat {
+                    uid: self.m.uid,
+                    detail: "planar YBR_FULL_422".into(),
+                });
+            }
+            ybr_full_to_rgb(samples, m.bits_stored)
+        } else {
+            samples
+        };
+        let photometric = if photometric.starts_with("YBR") {
+            "RGB".to_string()
+        } else {
+            photometric
+        };
+        check_plausible(m, &samples)?;
+        Ok(RawFrame {
+            rows: m.rows,
+            cols: m.cols,
+            samples_per_pixel: m.spp,
+            bits_stored: m.bits_stored,
+            signed: m.signed,
+            photometric,
+            number_of_frames: m.frames,
+            samples,
+        })
+    }
 }
 
 /// Share of horizontally adjacent sample pairs that may differ by more than a quarter of the
@@ -303,8 +439,7 @@ const NOISE_JUMP_SHARE: f64 = 0.05;
 /// Refuses grayscale frames that look like noise: a corrupt entropy-coded stream that the codec
 /// decoded without complaint must not be classified as if it were an image.
 fn check_plausible(m: &PixelModule, samples: &[f32]) -> Result<(), DecodeError> {
-    // too few pairs for a meaningful share (a 2x2 image may legitimately be all edges)
-    if m.spp != 1 || m.cols < 2 || (m.rows as usize) * (m.cols as usize) < 64 * 64 {
+    if !noise_check_applies(m) {
         return Ok(());
     }
     let (lo, hi) = samples
@@ -316,24 +451,32 @@ fn check_plausible(m: &PixelModule, samples: &[f32]) -> Result<(), DecodeError> 
     if step.is_nan() || step <= 0.0 {
         return Ok(());
     }
-    let (mut jumps, mut pairs) = (0usize, 0usize);
+    let mut jumps = 0usize;
     for row in samples.chunks_exact(m.cols as usize) {
-        pairs += row.len() - 1;
         jumps += row
             .windows(2)
             .filter(|d| (d[1] - d[0]).abs() > step)
             .count();
     }
+    noise_verdict(m, jumps)
+}
+
+/// Whether [`check_plausible`] looks at a frame of this geometry: grayscale with enough pairs
+/// for a meaningful share (a 2x2 image may legitimately be all edges).
+pub(crate) fn noise_check_applies(m: &PixelModule) -> bool {
+    m.spp == 1 && m.cols >= 2 && (m.rows as usize) * (m.cols as usize) >= 64 * 64
+}
+
+/// The noise check's verdict on a grayscale frame in which `jumps` horizontally adjacent pairs
+/// differ by more than a quarter of the value range.
+pub(crate) fn noise_verdict(m: &PixelModule, jumps: usize) -> Result<(), DecodeError> {
+    let pairs = m.rows as usize * (m.cols as usize).saturating_sub(1);
     let share = jumps as f64 / pairs.max(1) as f64;
     if share > NOISE_JUMP_SHARE {
-        return Err(DecodeError::CorruptPixelData {
-            uid: m.uid.clone(),
-            ts: m.ts.clone(),
-            detail: format!(
-                "decoded frame looks like noise ({:.1}% of neighbouring samples jump by more than a quarter of the range)",
-                share * 100.0
-            ),
-        });
+        return Err(m.corrupt(format!(
+            "decoded frame looks like noise ({:.1}% of neighbouring samples jump by more than a quarter of the range)",
+            share * 100.0
+        )));
     }
     Ok(())
 }
@@ -431,40 +574,33 @@ fn check_end_marker(
     }
 }
 
-fn decode_turbojpeg(m: &PixelModule, stream: &[u8]) -> Result<RawFrame, DecodeError> {
-    let corrupt = |detail: String| DecodeError::CorruptPixelData {
-        uid: m.uid.clone(),
-        ts: m.ts.clone(),
-        detail,
-    };
+fn decode_turbojpeg(m: PixelModule, stream: &[u8]) -> Result<Decoded<'static>, DecodeError> {
     let want = u32::from(m.spp);
     let img = catch_unwind(|| jpeg12::decode_any(stream, want))
-        .map_err(|_| corrupt("decoder panicked".into()))?
-        .map_err(corrupt)?;
+        .map_err(|_| m.corrupt("decoder panicked".into()))?
+        .map_err(|e| m.corrupt(e))?;
     if img.width != m.cols || img.height != m.rows {
-        return Err(corrupt(format!(
+        return Err(m.corrupt(format!(
             "JPEG stream is {}x{}, header says {}x{}",
             img.width, img.height, m.cols, m.rows
         )));
     }
-    let samples: Vec<f32> = img
-        .samples
-        .iter()
-        .map(|&v| stored_value(u64::from(v), m.bits_stored, m.signed))
-        .collect();
-    check_plausible(m, &samples)?;
-    Ok(RawFrame {
-        rows: m.rows,
-        cols: m.cols,
-        samples_per_pixel: m.spp,
-        bits_stored: m.bits_stored,
-        signed: m.signed,
-        photometric: if img.components == 3 {
-            "RGB".into()
-        } else {
-            m.photometric.clone()
-        },
-        number_of_frames: m.frames,
-        samples,
+    if img.samples.len() != m.per_frame() {
+        return Err(m.corrupt(format!(
+            "JPEG stream has {} samples, {} expected",
+            img.samples.len(),
+            m.per_frame()
+        )));
+    }
+    let photometric = if img.components == 3 {
+        "RGB".into()
+    } else {
+        m.photometric.clone()
+    };
+    Ok(Decoded {
+        m,
+        photometric,
+        planar: false,
+        samples: Samples::U16(Cow::Owned(img.samples)),
     })
 }

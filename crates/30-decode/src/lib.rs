@@ -24,6 +24,7 @@ mod jpeg12;
 mod lut;
 mod open;
 pub mod preprocess;
+mod table;
 
 pub use display::{decode_display, decode_display_with_source, to_display, VoiSource};
 pub use error::DecodeError;
@@ -35,8 +36,20 @@ pub use preprocess::{preprocess, preprocess_gray, PREPROCESSING_VERSION};
 
 /// Frame 0 of a DICOM object to the model input `[3, 224, 224]` (steps 0–4): what the daemon
 /// hands to the classifier.
+///
+/// The same tensor as `preprocess(&decode_display(obj)?)`, computed without the full-size
+/// display image for grayscale integer samples: their display rows go band by band from the
+/// lookup table of step 0 into the resize of step 1.
 pub fn model_input(
     obj: &dicom_object::FileDicomObject<dicom_object::InMemDicomObject>,
 ) -> Result<Vec<f32>, DecodeError> {
-    decode_display(obj).map(|img| preprocess(&img))
+    let decoded = frame::decode_samples(obj, 0)?;
+    let resized = match table::DisplayTable::build(obj, &decoded) {
+        Some(table) => table?.0.resized(preprocess::SIZE)?,
+        None => {
+            let (img, _) = to_display(obj, decoded.into_raw()?)?;
+            return Ok(preprocess(&img));
+        }
+    };
+    Ok(preprocess::normalise(&preprocess::finish_gray(resized)))
 }

@@ -33,31 +33,76 @@ pub fn resized_shape(height: u32, width: u32, size: u32) -> (u32, u32) {
 
 /// Step 1: bilinear resize with antialiasing (fast_image_resize `Convolution(Bilinear)` on F32,
 /// which computes what Pillow's `BILINEAR` does on a mode `F` image).
+///
+/// An image whose `data` is shorter than `width * height` resizes to zeros.
 pub fn resize(img: &GrayImage, size: u32) -> GrayImage {
     let (h, w) = resized_shape(img.height, img.width, size);
     if (h, w) == (img.height, img.width) {
         return img.clone();
     }
-    let src_px: Vec<F32> = img.data.iter().map(|&v| F32::new(v)).collect();
-    let resized = TypedImageRef::new(img.width, img.height, &src_px)
-        .ok()
-        .and_then(|src| {
-            let mut dst = TypedImage::<F32>::new(w, h);
-            let opts =
-                ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
-            Resizer::new().resize_typed(&src, &mut dst, &opts).ok()?;
-            Some(dst.pixels().iter().map(|p| p.0).collect::<Vec<f32>>())
-        });
-    // GrayImage guarantees data.len() == w*h, so the resizer cannot fail; keep a safe fallback
-    let data = resized.unwrap_or_else(|| vec![0.0; (w * h) as usize]);
+    let width = img.width as usize;
+    let n = width * img.height as usize;
+    let data = match img.data.get(..n) {
+        Some(src) => resize_rows(img.width, img.height, w, h, |y0, strip| {
+            for (o, &v) in strip.iter_mut().zip(&src[y0 * width..]) {
+                *o = F32::new(v);
+            }
+        }),
+        None => None,
+    };
     GrayImage {
         width: w,
         height: h,
-        data,
+        data: data.unwrap_or_else(|| vec![0.0; (w * h) as usize]),
     }
 }
 
+/// Step 1 on an image that is produced a band of rows at a time, so the full-size image never
+/// has to exist: `fill(y0, strip)` writes rows `y0..` of the `src_w`-wide source into `strip`
+/// (a whole number of rows). Gives the `dst_w * dst_h` result, `None` only if a size is zero.
+///
+/// The result is bit for bit that of one `Convolution(Bilinear)` resize of the whole image:
+/// fast_image_resize resizes F32 images horizontally first (every source row on its own) into
+/// an F32 buffer, then vertically; here the horizontal pass runs per band into the same buffer.
+pub(crate) fn resize_rows(
+    src_w: u32,
+    src_h: u32,
+    dst_w: u32,
+    dst_h: u32,
+    mut fill: impl FnMut(usize, &mut [F32]),
+) -> Option<Vec<f32>> {
+    if src_w == 0 || src_h == 0 || dst_w == 0 || dst_h == 0 {
+        return None;
+    }
+    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    let mut resizer = Resizer::new();
+    let (sw, dw, sh) = (src_w as usize, dst_w as usize, src_h as usize);
+    // bands of about 1 MiB stay in cache between filling and the horizontal pass, and are few
+    // enough that the per-call cost of the resizer (its coefficients) stays small; a multiple
+    // of 4 rows suits the 4-row kernels of fast_image_resize
+    let band = ((1usize << 18) / sw).clamp(4, 4096) / 4 * 4;
+    let band = band.min(sh);
+    let mut strip = vec![F32::new(0.0); band * sw];
+    let mut mid = TypedImage::<F32>::new(dst_w, src_h);
+    let mut y0 = 0;
+    while y0 < sh {
+        let n = band.min(sh - y0);
+        let src_px = &mut strip[..n * sw];
+        fill(y0, src_px);
+        let src = TypedImageRef::new(src_w, n as u32, &*src_px).ok()?;
+        let dst_px = mid.pixels_mut().get_mut(y0 * dw..(y0 + n) * dw)?;
+        let mut dst = TypedImage::from_pixels_slice(dst_w, n as u32, dst_px).ok()?;
+        resizer.resize_typed(&src, &mut dst, &opts).ok()?;
+        y0 += n;
+    }
+    drop(strip);
+    let mut out = TypedImage::<F32>::new(dst_w, dst_h);
+    resizer.resize_typed(&mid, &mut out, &opts).ok()?;
+    Some(out.pixels().iter().map(|p| p.0).collect())
+}
+
 /// NumPy's default (linear) percentile of sorted data, `q` in [0, 100].
+#[cfg(test)]
 fn percentile_sorted(sorted: &[f32], q: f64) -> f64 {
     let n = sorted.len();
     if n == 0 {
@@ -71,12 +116,32 @@ fn percentile_sorted(sorted: &[f32], q: f64) -> f64 {
     a + (b - a) * frac
 }
 
+/// NumPy's default (linear) percentile, `q` in [0, 100], by selection instead of a full sort:
+/// the same two order statistics (in `f32::total_cmp` order) as [`percentile_sorted`] uses, so
+/// the same value. Reorders `v`.
+fn percentile_select(v: &mut [f32], q: f64) -> f64 {
+    let n = v.len();
+    if n == 0 {
+        return 0.0;
+    }
+    let rank = q / 100.0 * (n as f64 - 1.0);
+    let lo = (rank.floor() as usize).min(n - 1);
+    let frac = rank - lo as f64;
+    let (_, a, above) = v.select_nth_unstable_by(lo, f32::total_cmp);
+    let a = *a;
+    // every element after position `lo` sorts at or above `a`: the smallest is order statistic
+    // lo + 1 (or `a` itself when `lo` is the last index)
+    let b = above.iter().copied().min_by(f32::total_cmp).unwrap_or(a);
+    let (a, b) = (f64::from(a), f64::from(b));
+    a + (b - a) * frac
+}
+
 /// Step 2: stretch between the 1st and 99th percentiles, clamp to [0, 1].
 pub fn contrast_stretch(img: &mut GrayImage) {
-    let mut sorted = img.data.clone();
-    sorted.sort_unstable_by(f32::total_cmp);
-    let lo = percentile_sorted(&sorted, 1.0);
-    let hi = percentile_sorted(&sorted, 99.0);
+    let mut scratch = img.data.clone();
+    let lo = percentile_select(&mut scratch, 1.0);
+    let hi = percentile_select(&mut scratch, 99.0);
+    drop(scratch);
     if hi - lo < 1e-6 {
         img.data.iter_mut().for_each(|v| *v = 0.0);
         return;
@@ -118,9 +183,13 @@ pub fn preprocess_gray(img: &GrayImage) -> GrayImage {
             data: vec![0.0; (SIZE * SIZE) as usize],
         };
     }
-    let mut r = resize(img, SIZE);
-    contrast_stretch(&mut r);
-    pad_square(&r, SIZE)
+    finish_gray(resize(img, SIZE))
+}
+
+/// Steps 2–3 on the resized image.
+pub(crate) fn finish_gray(mut resized: GrayImage) -> GrayImage {
+    contrast_stretch(&mut resized);
+    pad_square(&resized, SIZE)
 }
 
 /// Step 4: three channels, ImageNet normalisation, CHW `f32`.
@@ -148,6 +217,61 @@ mod tests {
         assert_eq!(resized_shape(100, 400, 224), (56, 224));
         assert_eq!(resized_shape(1, 10000, 224), (1, 224));
         assert_eq!(resized_shape(224, 224, 224), (224, 224));
+    }
+
+    #[test]
+    fn percentile_by_selection_equals_percentile_of_sorted() {
+        let mut seed = 7u64;
+        for n in [1usize, 2, 3, 100, 101, 1000, 40_096] {
+            let data: Vec<f32> = (0..n)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    ((seed >> 40) % 997) as f32 / 996.0
+                })
+                .collect();
+            let mut sorted = data.clone();
+            sorted.sort_unstable_by(f32::total_cmp);
+            let mut scratch = data.clone();
+            for q in [0.0, 1.0, 50.0, 99.0, 100.0] {
+                assert_eq!(
+                    percentile_select(&mut scratch, q).to_bits(),
+                    percentile_sorted(&sorted, q).to_bits(),
+                    "n={n} q={q}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn banded_resize_equals_one_resize_of_the_whole_image() {
+        for (w, h) in [
+            (2000u32, 2500u32),
+            (333, 1000),
+            (1000, 301),
+            (224, 500),
+            (50, 30),
+        ] {
+            let data: Vec<f32> = (0..w * h)
+                .map(|i| ((i % w) * 7 + (i / w) * 3) as f32 % 101.0 / 100.0)
+                .collect();
+            let (dh, dw) = resized_shape(h, w, SIZE);
+            let src_px: Vec<F32> = data.iter().map(|&v| F32::new(v)).collect();
+            let src = TypedImageRef::new(w, h, &src_px).expect("source");
+            let mut dst = TypedImage::<F32>::new(dw, dh);
+            let opts =
+                ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+            Resizer::new()
+                .resize_typed(&src, &mut dst, &opts)
+                .expect("resize");
+            let whole: Vec<u32> = dst.pixels().iter().map(|p| p.0.to_bits()).collect();
+            let img = GrayImage::new(w, h, data).expect("image");
+            let banded: Vec<u32> = resize(&img, SIZE)
+                .data
+                .iter()
+                .map(|v| v.to_bits())
+                .collect();
+            assert_eq!(whole, banded, "{w}x{h}");
+        }
     }
 
     #[test]
