@@ -193,8 +193,9 @@ pub(crate) enum Samples<'a> {
     U16(Cow<'a, [u16]>),
     /// 8-bit containers.
     U8(Cow<'a, [u8]>),
-    /// 16-bit containers as native-endian byte pairs (dicom-pixeldata codecs).
-    Ne16(Vec<u8>),
+    /// 16-bit containers as native-endian byte pairs (dicom-pixeldata codecs, or native
+    /// little-endian pixel data held as bytes).
+    Ne16(Cow<'a, [u8]>),
     /// 32-bit containers as native-endian bytes.
     Ne32(Vec<u8>),
 }
@@ -304,7 +305,7 @@ pub(crate) fn decode_samples(
     bytes.truncate(need);
     let samples = match m.bits_allocated {
         8 => Samples::U8(Cow::Owned(bytes)),
-        16 => Samples::Ne16(bytes),
+        16 => Samples::Ne16(Cow::Owned(bytes)),
         _ => Samples::Ne32(bytes),
     };
     Ok(Decoded {
@@ -314,6 +315,9 @@ pub(crate) fn decode_samples(
         samples,
     })
 }
+
+/// Uncompressed little-endian transfer syntaxes: Implicit and Explicit VR Little Endian.
+const LITTLE_ENDIAN_NATIVE: [&str; 2] = ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"];
 
 /// Frame `frame` of native (uncompressed) pixel data, borrowed from the object without a copy,
 /// when the element holds 16-bit words (OW) for 16 bits allocated or bytes for 8, and the header
@@ -375,6 +379,18 @@ fn native_samples<'a>(
         (PrimitiveValue::U8(v), 8) => {
             let s = v.get(range).ok_or_else(out_of_range)?;
             Ok(Some(Samples::U8(Cow::Borrowed(s))))
+        }
+        // 16-bit samples held as their bytes (radroute's store step hands Pixel Data over this
+        // way, uncopied): little-endian on the wire, so native order on a little-endian host.
+        (PrimitiveValue::U8(v), 16)
+            if cfg!(target_endian = "little")
+                && LITTLE_ENDIAN_NATIVE
+                    .contains(&obj.meta().transfer_syntax().trim_end_matches(['\0', ' '])) =>
+        {
+            let s = v
+                .get(2 * range.start..2 * range.end)
+                .ok_or_else(out_of_range)?;
+            Ok(Some(Samples::Ne16(Cow::Borrowed(s))))
         }
         _ => Ok(None),
     }

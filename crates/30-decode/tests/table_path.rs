@@ -358,3 +358,32 @@ fn fast_paths_equal_general_paths_on_shared_samples() {
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(compared >= 30, "only {compared} samples compared");
 }
+
+/// radroute's store step hands 16-bit native Pixel Data over as its little-endian bytes, without
+/// copying it into 16-bit words: the result must be the same, bit for bit.
+#[test]
+fn sixteen_bit_pixels_held_as_bytes_decode_like_words() {
+    let spec = || Spec {
+        rows: 300,
+        cols: 200,
+        pi: "MONOCHROME2",
+        signed: false,
+        bits_stored: 12,
+        bits_allocated: 16,
+    };
+    let words = pixels(300, 200, 12, false, 0);
+    let le: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let window = || {
+        vec![
+            ds(tags::WINDOW_CENTER, "2048"),
+            ds(tags::WINDOW_WIDTH, "3000"),
+        ]
+    };
+    let as_words = object(spec(), u16s(words), window());
+    let as_bytes = object(spec(), PrimitiveValue::U8(le.into()), window());
+    assert_eq!(
+        outcome(&model_input(&as_bytes), |v| bits(v)),
+        outcome(&model_input(&as_words), |v| bits(v))
+    );
+    compare(&as_bytes).expect("fast and general paths agree on byte-held samples");
+}

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use dicom_core::Tag;
+use dicom_core::{DataElement, PrimitiveValue, Tag};
 use dicom_dictionary_std::tags;
 use dicom_encoding::TransferSyntaxIndex;
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
@@ -96,8 +96,15 @@ fn store_blocking(
             "data set does not parse: an element or fragment is longer than the data received",
         );
     }
-    // Parse the whole data set: what radroute cannot read, it must not acknowledge.
-    let obj = match InMemDicomObject::read_dataset_with_ts(&instance.data[..], ts) {
+    // Parse the data set: what radroute cannot read, it must not acknowledge. Native Pixel Data
+    // at the end is raw bytes whose length the walk above checked: parse the header alone and
+    // hand the pixels on as received (below), without a 10 MB copy into the object.
+    let native = super::validate::native_pixels_at_end(&instance.data, ts.uid());
+    let parsed = match native {
+        Some(n) => InMemDicomObject::read_dataset_with_ts(&instance.data[..n.element], ts),
+        None => InMemDicomObject::read_dataset_with_ts(&instance.data[..], ts),
+    };
+    let mut obj = match parsed {
         Ok(obj) => obj,
         Err(e) => {
             metrics::counter!("radroute_store_refused_total", "reason" => "unparseable")
@@ -154,8 +161,21 @@ fn store_blocking(
         return StoreResult::failure(Status::OUT_OF_RESOURCES, format!("cannot store: {e}"));
     }
     let study_instance_uid = text(&obj, tags::STUDY_INSTANCE_UID);
+    let held = data.len();
+    if let Some(n) = native {
+        // The received buffer becomes the Pixel Data value: shift the pixels to its start
+        // (within the buffer, no new allocation).
+        data.drain(..n.value);
+        obj.put(DataElement::new(
+            tags::PIXEL_DATA,
+            n.vr,
+            PrimitiveValue::from(data),
+        ));
+    } else {
+        drop(data);
+    }
     // Offered before the queue commit makes the instance visible to the processing step.
-    let offered = handoff.offer(id.as_str(), obj.with_exact_meta(meta), data.len());
+    let offered = handoff.offer(id.as_str(), obj.with_exact_meta(meta), held);
     let row = NewInstance {
         id: id.as_str().to_string(),
         sop_instance_uid: instance.sop_instance_uid.clone(),

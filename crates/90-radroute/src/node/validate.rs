@@ -61,7 +61,7 @@ pub(crate) fn declares_length_beyond_data(
 
 #[cfg(test)]
 mod tests {
-    use super::declares_length_beyond_data;
+    use super::{declares_length_beyond_data, native_pixels_at_end, NativePixels};
     use dicom_transfer_syntax_registry::entries::{
         EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
     };
@@ -118,6 +118,38 @@ mod tests {
     }
 
     #[test]
+    fn native_pixels_at_the_end_are_found() {
+        let mut data = explicit((0x0008, 0x0018), b"UI", b"1.2.3.4\0", None);
+        let element = data.len();
+        data.extend(explicit((0x7FE0, 0x0010), b"OW", &[1, 0, 2, 0], None));
+        let explicit_le = "1.2.840.10008.1.2.1";
+        assert_eq!(
+            native_pixels_at_end(&data, explicit_le),
+            Some(NativePixels {
+                element,
+                value: element + 12,
+                vr: dicom_core::VR::OW
+            })
+        );
+        // Something after Pixel Data, another syntax, encapsulated: parse it all.
+        let mut trailing = data.clone();
+        trailing.extend(explicit((0xFFFC, 0xFFFC), b"OB", &[0, 0], None));
+        assert_eq!(native_pixels_at_end(&trailing, explicit_le), None);
+        assert_eq!(native_pixels_at_end(&data, "1.2.840.10008.1.2.2"), None);
+        let mut encapsulated = data[..element].to_vec();
+        encapsulated.extend(explicit((0x7FE0, 0x0010), b"OB", &[], Some(u32::MAX)));
+        encapsulated.extend(item(0xE000, 0, &[]));
+        encapsulated.extend(item(0xE0DD, 0, &[]));
+        assert_eq!(native_pixels_at_end(&encapsulated, explicit_le), None);
+        // Implicit VR Little Endian.
+        let mut implicit = vec![0x08, 0, 0x18, 0, 4, 0, 0, 0];
+        implicit.extend_from_slice(b"1.2\0");
+        implicit.extend_from_slice(&[0xE0, 0x7F, 0x10, 0x00, 2, 0, 0, 0, 7, 7]);
+        let found = native_pixels_at_end(&implicit, "1.2.840.10008.1.2").expect("found");
+        assert_eq!((found.element, found.value), (12, 20));
+    }
+
+    #[test]
     fn lengths_beyond_the_data_are_caught() {
         let ts = EXPLICIT_VR_LITTLE_ENDIAN.erased();
         // Native pixel data declared longer than what follows.
@@ -135,4 +167,41 @@ mod tests {
         data.extend(item(0xE000, 4, &[1, 2, 3, 4]));
         assert!(declares_length_beyond_data(&data, &ts));
     }
+}
+
+/// Where native Pixel Data sits in a received data set, when the data set can be parsed without
+/// it: the header is `data[..element]`, the pixel value `data[value..]` (to the end, nothing
+/// after it), `vr` OB or OW.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NativePixels {
+    pub element: usize,
+    pub value: usize,
+    pub vr: dicom_core::VR,
+}
+
+/// Finds native Pixel Data at the end of a little-endian data set (Implicit or Explicit VR
+/// Little Endian), so the store step can parse the header alone and hand the pixels on as the
+/// received bytes instead of copying them into the object. `None` (parse everything) for other
+/// syntaxes, encapsulated or absent Pixel Data, or elements after it.
+pub(crate) fn native_pixels_at_end(data: &[u8], ts_uid: &str) -> Option<NativePixels> {
+    use dicom_core::VR;
+    use dicom_encoding::TransferSyntaxIndex;
+    const LITTLE_ENDIAN_NATIVE: [&str; 2] = ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"];
+    if !LITTLE_ENDIAN_NATIVE.contains(&ts_uid) {
+        return None;
+    }
+    let element = radroute_forward::part10::pixel_data_offset(data, ts_uid)?;
+    let ts = dicom_transfer_syntax_registry::TransferSyntaxRegistry.get(ts_uid)?;
+    let decoder = ts.decoder_for::<&[u8]>()?;
+    let mut rest = &data[element..];
+    let (header, _) = decoder.decode_header(&mut rest).ok()?;
+    let value = data.len() - rest.len();
+    let len = header.len.get()? as usize;
+    let vr = match header.vr {
+        VR::OB => VR::OB,
+        // Implicit VR: the dictionary's "OB or OW"; 16-bit samples are words.
+        _ => VR::OW,
+    };
+    (header.tag == tags::PIXEL_DATA && value + len == data.len() && len > 0)
+        .then_some(NativePixels { element, value, vr })
 }
