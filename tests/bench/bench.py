@@ -771,7 +771,8 @@ def main():
                     "else tests/fixtures/models/tiny)")
     ap.add_argument("--ort-dylib", default=os.environ.get("ORT_DYLIB_PATH") or next(iter(sorted(glob.glob(
         os.path.join(REPO, ".venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so*")))), None))
-    ap.add_argument("--base-port", type=int, default=41100)
+    ap.add_argument("--base-port", type=int, default=21100,
+                    help="first port; below the ephemeral range (32768+), so outgoing connections cannot take it")
     ap.add_argument("--stall", type=float, default=20, help="give up waiting after this long without an arrival")
     ap.add_argument("--run-timeout", type=float, default=600)
     ap.add_argument("--perf", action="store_true", help="profile radroute (d, e) with perf record; "

@@ -13,6 +13,7 @@ mod cmd_eval;
 mod cmd_queue;
 mod config;
 mod logging;
+mod malloc;
 mod node;
 mod tls;
 
@@ -21,6 +22,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    malloc::limit_arenas();
     let cli = cli::Cli::parse();
     logging::init(cli.log_format, cli.verbose);
     let result = match cli.command {
