@@ -97,6 +97,9 @@ pub struct NodeConfig {
     pub allow: Vec<String>,
     /// Refuse new stores with A700 when the spool's file system has less free space (MiB).
     pub min_free_mb: u64,
+    /// Instances waiting for processing beyond which C-STORE responses are held back (flow
+    /// control; 0: no limit).
+    pub max_unprocessed: usize,
     /// DICOM TLS on the SCP; when set, only TLS associations are accepted.
     pub tls: Option<NodeTls>,
 }
@@ -128,6 +131,7 @@ impl Default for NodeConfig {
             transfer_syntaxes: Vec::new(),
             allow: Vec::new(),
             min_free_mb: 512,
+            max_unprocessed: 16,
             tls: None,
         }
     }

@@ -2,6 +2,7 @@
 //! (label, route) → one forward worker per destination → purge; plus the admin HTTP surface and
 //! signal handling. Start-up recovers what a crash left behind before anything is accepted.
 
+mod backlog;
 mod classify;
 mod edits;
 mod forwarder;
@@ -192,6 +193,7 @@ async fn serve(cfg: Config) -> Result<(), NodeError> {
     }
 
     let handoff = Arc::new(handoff::Handoff::new(cfg.spool.handoff_mb << 20));
+    let backlog = Arc::new(backlog::Backlog::default());
     let processing = Arc::new(process::Processing {
         spool: spool.clone(),
         queue: queue.clone(),
@@ -200,6 +202,7 @@ async fn serve(cfg: Config) -> Result<(), NodeError> {
         wake_forward: wake_forward.clone(),
         studies: Default::default(),
         handoff: handoff.clone(),
+        backlog: backlog.clone(),
     });
     tasks.spawn(processing.clone().run(
         wake_processing.clone(),
@@ -234,12 +237,17 @@ async fn serve(cfg: Config) -> Result<(), NodeError> {
     let min_free_bytes = Arc::new(std::sync::atomic::AtomicU64::new(
         cfg.node.min_free_mb << 20,
     ));
+    let max_unprocessed = Arc::new(std::sync::atomic::AtomicUsize::new(
+        cfg.node.max_unprocessed,
+    ));
     let handler = Arc::new(store::SpoolingHandler {
         spool: spool.clone(),
         queue: queue.clone(),
         wake_processing: wake_processing.clone(),
         min_free_bytes: min_free_bytes.clone(),
         handoff,
+        backlog,
+        max_unprocessed: max_unprocessed.clone(),
     });
     let (scp_tx, scp_rx) = watch::channel(Arc::new(scp_options));
     let scp = radroute_receive::serve(listener, scp_rx, handler, shutdown_signal());
@@ -249,6 +257,7 @@ async fn serve(cfg: Config) -> Result<(), NodeError> {
             processing: processing.clone(),
             scp: scp_tx,
             min_free_bytes,
+            max_unprocessed,
         },
         workers,
     );
@@ -355,6 +364,7 @@ struct Reloadable {
     processing: Arc<process::Processing>,
     scp: watch::Sender<Arc<radroute_receive::ScpOptions>>,
     min_free_bytes: Arc<std::sync::atomic::AtomicU64>,
+    max_unprocessed: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Reloads the configuration on SIGHUP: routing rules, the SCP's negotiation policy (allow-list,
@@ -393,6 +403,10 @@ async fn reload_on_sighup(path: std::path::PathBuf, live: Reloadable, mut worker
             let _ = live.scp.send(Arc::new(options));
             live.min_free_bytes.store(
                 cfg.node.min_free_mb << 20,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            live.max_unprocessed.store(
+                cfg.node.max_unprocessed,
                 std::sync::atomic::Ordering::Relaxed,
             );
             workers.apply(destinations, &mut tasks);

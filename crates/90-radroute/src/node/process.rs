@@ -53,6 +53,8 @@ pub struct Processing {
     pub(crate) studies: Mutex<Studies>,
     /// Objects the store step parsed, taken instead of reading the spool file back.
     pub(crate) handoff: Arc<super::handoff::Handoff>,
+    /// Instances waiting for processing (flow control of the store step).
+    pub(crate) backlog: Arc<super::backlog::Backlog>,
 }
 
 /// What processing decided for one instance.
@@ -145,6 +147,7 @@ impl Processing {
                 let in_progress = in_progress.clone();
                 tokio::task::spawn_blocking(move || {
                     this.process_and_route(&record);
+                    this.backlog.processed();
                     in_progress
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())

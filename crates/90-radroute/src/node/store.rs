@@ -35,6 +35,10 @@ pub struct SpoolingHandler {
     pub(crate) min_free_bytes: Arc<std::sync::atomic::AtomicU64>,
     /// Parsed instances for the processing step, so it need not read them back.
     pub(crate) handoff: Arc<super::handoff::Handoff>,
+    /// Instances waiting for processing (flow control).
+    pub(crate) backlog: Arc<super::backlog::Backlog>,
+    /// `[node] max_unprocessed`; an atomic so a configuration reload can change it.
+    pub(crate) max_unprocessed: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl StoreHandler for SpoolingHandler {
@@ -53,7 +57,23 @@ impl StoreHandler for SpoolingHandler {
             StoreResult::failure(Status::OUT_OF_RESOURCES, format!("store task failed: {e}"))
         });
         if result.status.is_stored() {
+            self.backlog.stored();
             self.wake_processing.notify_one();
+            // Stored and fsynced already; past the limit, the response waits for processing to
+            // catch up (see node/backlog.rs).
+            let limit = self
+                .max_unprocessed
+                .load(std::sync::atomic::Ordering::Relaxed);
+            // Hold while more than `limit` wait, that is until fewer than limit + 1 do.
+            let bound = if limit == 0 { 0 } else { limit + 1 };
+            let held = self
+                .backlog
+                .wait_below(bound, super::backlog::MAX_PACING)
+                .await;
+            if !held.is_zero() {
+                metrics::histogram!("radroute_stage_seconds", "stage" => "store_paced")
+                    .record(held.as_secs_f64());
+            }
         }
         result
     }
