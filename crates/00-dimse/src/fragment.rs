@@ -18,18 +18,37 @@ pub fn fragment_message(
     data: Option<&[u8]>,
     peer_max_pdu: u32,
 ) -> Vec<Pdu> {
-    let max = if peer_max_pdu == 0 {
-        16 << 20
-    } else {
-        peer_max_pdu as usize
-    };
-    let chunk = max.saturating_sub(PDV_HEADER).max(2);
+    let chunk = chunk_size(peer_max_pdu);
     let mut pdus = Vec::new();
     push_chunks(&mut pdus, pc, PDataValueType::Command, &command, chunk);
     if let Some(data) = data {
         push_chunks(&mut pdus, pc, PDataValueType::Data, data, chunk);
     }
     pdus
+}
+
+/// Splits a data set alone into P-DATA-TF PDUs for presentation context `pc` (its command was
+/// sent before), as [`fragment_message`] does.
+pub fn fragment_data(pc: u8, data: &[u8], peer_max_pdu: u32) -> Vec<Pdu> {
+    let mut pdus = Vec::new();
+    push_chunks(
+        &mut pdus,
+        pc,
+        PDataValueType::Data,
+        data,
+        chunk_size(peer_max_pdu),
+    );
+    pdus
+}
+
+/// Data bytes per PDV for a peer maximum PDU length (0: unlimited, treated as 16 MiB).
+fn chunk_size(peer_max_pdu: u32) -> usize {
+    let max = if peer_max_pdu == 0 {
+        16 << 20
+    } else {
+        peer_max_pdu as usize
+    };
+    max.saturating_sub(PDV_HEADER).max(2)
 }
 
 fn push_chunks(out: &mut Vec<Pdu>, pc: u8, kind: PDataValueType, bytes: &[u8], chunk: usize) {

@@ -11,6 +11,8 @@
 //! Modules:
 //! - [`destination`]: [`Destination`], where and how to connect.
 //! - [`part10`]: reading a spooled Part-10 file: its dataset bytes and, when needed, a transcode.
+//! - [`pdata`]: the data set on the wire; over plain TCP the pixels go from the spool file to the
+//!   socket without passing through user space (`sendfile`).
 //! - [`scu`]: the association, presentation contexts and the store loop.
 //! - [`outcome`]: mapping a DIMSE status or an error to an outcome.
 //!
@@ -21,6 +23,7 @@
 pub mod destination;
 pub mod outcome;
 pub mod part10;
+pub mod pdata;
 pub mod scu;
 
 pub use destination::{ClientTls, Destination};

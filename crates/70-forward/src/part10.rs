@@ -12,6 +12,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use dicom_encoding::TransferSyntaxIndex;
+
+use crate::pdata::{DataSet, FileRange};
 use dicom_object::file::ReadPreamble;
 use dicom_object::OpenFileOptions;
 use dicom_pixeldata::Transcode;
@@ -56,19 +58,60 @@ pub enum Part10Error {
 
 /// Offset of the data set in a Part-10 file: after the preamble, "DICM" and the meta group.
 pub fn dataset_offset(file: &[u8]) -> Result<usize, Part10Error> {
+    meta_end(file)
+        .filter(|&o| o <= file.len())
+        .ok_or(Part10Error::NotPart10)
+}
+
+/// Where the file meta group ends, from the first 144 bytes of a Part-10 file.
+fn meta_end(file: &[u8]) -> Option<usize> {
     if file.len() < 144 || &file[128..132] != b"DICM" {
-        return Err(Part10Error::NotPart10);
+        return None;
     }
     // (0002,0000) UL, explicit VR little endian: tag(4) VR(2) len(2) value(4).
     if file[132..136] != [0x02, 0x00, 0x00, 0x00] || &file[136..138] != b"UL" {
-        return Err(Part10Error::NotPart10);
+        return None;
     }
     let group_len = u32::from_le_bytes([file[140], file[141], file[142], file[143]]) as usize;
-    let offset = 144usize
-        .checked_add(group_len)
-        .filter(|&o| o <= file.len())
+    144usize.checked_add(group_len)
+}
+
+/// The data set of a spooled Part-10 file, to send as it is: a range of the file, of which
+/// only the first 144 bytes are read here. Blocking I/O.
+pub fn dataset_of(path: &Path) -> Result<DataSet, Part10Error> {
+    let mut file = std::fs::File::open(path).map_err(io_error(path))?;
+    let len = file.metadata().map_err(io_error(path))?.len();
+    let mut first = [0u8; 144];
+    file.read_exact(&mut first).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => Part10Error::NotPart10,
+        _ => io_error(path)(e),
+    })?;
+    let offset = meta_end(&first)
+        .map(|o| o as u64)
+        .filter(|&o| o <= len)
         .ok_or(Part10Error::NotPart10)?;
-    Ok(offset)
+    Ok(DataSet {
+        head: Vec::new(),
+        head_start: 0,
+        tail: Some(FileRange::new(file, offset, len - offset)),
+    })
+}
+
+/// The data set of an instance spooled as a coerced header (`header`) plus its incoming file:
+/// the header's data set in memory, then the incoming file from its top-level Pixel Data on, as
+/// a file range. What [`splice`] returns, without reading the pixels. Blocking I/O.
+pub fn spliced(header: &Path, incoming: &Path, ts_uid: &str) -> Result<DataSet, Part10Error> {
+    let head = std::fs::read(header).map_err(io_error(header))?;
+    let head_start = dataset_offset(&head)?;
+    let at = splice_point(incoming, ts_uid)?
+        .ok_or_else(|| Part10Error::NoPixelData(incoming.to_path_buf()))?;
+    let file = std::fs::File::open(incoming).map_err(io_error(incoming))?;
+    let len = file.metadata().map_err(io_error(incoming))?.len();
+    Ok(DataSet {
+        head,
+        head_start,
+        tail: Some(FileRange::new(file, at, len.saturating_sub(at))),
+    })
 }
 
 /// Re-encodes the data set of a Part-10 file uncompressed, in Explicit VR Little Endian or, when

@@ -8,7 +8,7 @@ use dicom_ul::association::client::AsyncClientAssociation;
 use dicom_ul::pdu::{Pdu, PresentationContextResultReason};
 use dicom_ul::ClientAssociationOptions;
 use radroute_dimse::{
-    fragment_message, CEchoRq, CStoreRq, Command, PDataAssembler, Priority, Status,
+    fragment_data, fragment_message, CEchoRq, CStoreRq, Command, PDataAssembler, Priority, Status,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -17,9 +17,10 @@ use tracing::{debug, info, warn};
 use crate::destination::Destination;
 use crate::outcome::SendOutcome;
 use crate::part10::{
-    dataset_offset, splice, to_uncompressed, Part10Error, DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_LE,
-    IMPLICIT_VR_LE,
+    dataset_of, splice, spliced, to_uncompressed, Part10Error, DEFLATED_EXPLICIT_VR_LE,
+    EXPLICIT_VR_LE, IMPLICIT_VR_LE,
 };
+use crate::pdata::{write_pdata, DataSet};
 use crate::ForwardError;
 
 /// At most this many presentation contexts in one association (PS3.8 allows 128).
@@ -218,20 +219,9 @@ async fn receive_response<S: Stream>(
     }
 }
 
-/// The data set to send: `bytes[start..]` (a file read whole, minus its preamble and meta).
-struct Payload {
-    bytes: Vec<u8>,
-    start: usize,
-}
-
-impl Payload {
-    fn data(&self) -> &[u8] {
-        &self.bytes[self.start..]
-    }
-}
-
-/// The bytes to send for one instance in the chosen context, or why it cannot be sent.
-async fn payload(item: &Outgoing, target_ts: &str) -> Result<Payload, SendOutcome> {
+/// The data set to send for one instance in the chosen context, or why it cannot be sent. In
+/// its own syntax nothing of the pixels is read here: they go from the spool file to the socket.
+async fn payload(item: &Outgoing, target_ts: &str) -> Result<DataSet, SendOutcome> {
     let same_syntax = target_ts == item.transfer_syntax;
     let implicit = target_ts == IMPLICIT_VR_LE;
     let (path, header, ts) = (
@@ -240,24 +230,18 @@ async fn payload(item: &Outgoing, target_ts: &str) -> Result<Payload, SendOutcom
         item.transfer_syntax.clone(),
     );
     let prepared = tokio::task::spawn_blocking(move || match header {
-        Some(header) if same_syntax => {
-            splice(&header, &path, &ts, false).map(|bytes| Payload { bytes, start: 0 })
-        }
+        Some(header) if same_syntax => spliced(&header, &path, &ts),
         Some(header) => {
             let file = splice(&header, &path, &ts, true)?;
-            to_uncompressed(&file, implicit).map(|bytes| Payload { bytes, start: 0 })
+            to_uncompressed(&file, implicit).map(|bytes| DataSet::in_memory(bytes, 0))
         }
+        None if same_syntax => dataset_of(&path),
         None => {
             let file = std::fs::read(&path).map_err(|source| Part10Error::Io {
                 path: path.clone(),
                 source,
             })?;
-            if same_syntax {
-                let start = dataset_offset(&file)?;
-                Ok(Payload { bytes: file, start })
-            } else {
-                to_uncompressed(&file, implicit).map(|bytes| Payload { bytes, start: 0 })
-            }
+            to_uncompressed(&file, implicit).map(|bytes| DataSet::in_memory(bytes, 0))
         }
     })
     .await
@@ -454,7 +438,7 @@ fn wanted_syntaxes(item: &Outgoing) -> Vec<&str> {
 
 /// Sends one instance: `Ok` with its outcome when the destination answered or the instance
 /// cannot go at all; `Err` when the association broke.
-async fn send_item<S: Stream>(
+async fn send_item<S: Stream + 'static>(
     dest: &Destination,
     assoc: &mut AsyncClientAssociation<S>,
     message_id: u16,
@@ -475,7 +459,7 @@ async fn send_item<S: Stream>(
         Err(outcome) => return Ok(outcome),
     };
     let peer_max = assoc.acceptor_max_pdu_length();
-    let outcome = store_one(assoc, pc, message_id, item, data.data(), peer_max).await?;
+    let outcome = store_one(assoc, pc, message_id, item, data, peer_max, dest.io_timeout).await?;
     match &outcome {
         SendOutcome::Delivered { status } if *status != Status::SUCCESS => {
             warn!(destination = %dest.name, sop_instance_uid = %item.sop_instance_uid, %status, "delivered with warning")
@@ -490,13 +474,14 @@ async fn send_item<S: Stream>(
     Ok(outcome)
 }
 
-async fn store_one<S: Stream>(
+async fn store_one<S: Stream + 'static>(
     assoc: &mut AsyncClientAssociation<S>,
     pc: u8,
     message_id: u16,
     item: &Outgoing,
-    data: &[u8],
+    data: DataSet,
     peer_max: u32,
+    io_timeout: std::time::Duration,
 ) -> Result<SendOutcome, String> {
     let cmd = Command::StoreRq(CStoreRq {
         message_id,
@@ -508,31 +493,34 @@ async fn store_one<S: Stream>(
     })
     .encode()
     .map_err(|e| e.to_string())?;
-    if peer_max == 0 {
-        // No limit announced: PDUs as large as we like, built in memory.
-        for pdu in fragment_message(pc, cmd, Some(data), peer_max) {
-            assoc
-                .send(&pdu)
-                .await
-                .map_err(|e| format!("send failed: {e}"))?;
-        }
-    } else {
-        for pdu in fragment_message(pc, cmd, None, peer_max) {
-            assoc
-                .send(&pdu)
-                .await
-                .map_err(|e| format!("send failed: {e}"))?;
-        }
-        // The data set streams straight into PDUs on the socket: one copy, not two.
-        let mut writer = assoc.send_pdata(pc);
-        writer
-            .write_all(data)
+    fn failed(e: impl std::fmt::Display) -> String {
+        format!("send failed: {e}")
+    }
+    for pdu in fragment_message(pc, cmd, None, peer_max) {
+        assoc.send(&pdu).await.map_err(failed)?;
+    }
+    let stream: &mut S = dicom_ul::association::AsyncAssociation::inner_stream(assoc);
+    match (stream as &mut dyn std::any::Any).downcast_mut::<TcpStream>() {
+        // Plain TCP with a PDU limit: the spool file goes to the socket in the kernel.
+        Some(tcp) if peer_max > 0 => write_pdata(tcp, pc, peer_max, &data, io_timeout)
             .await
-            .map_err(|e| format!("send failed: {e}"))?;
-        writer
-            .finish()
-            .await
-            .map_err(|e| format!("send failed: {e}"))?;
+            .map_err(failed)?,
+        // TLS (bytes must be encrypted in user space), or a peer without a PDU limit.
+        _ => {
+            let bytes = tokio::task::spawn_blocking(move || data.into_bytes())
+                .await
+                .map_err(|e| format!("reading the spooled file failed: {e}"))?
+                .map_err(|e| format!("cannot read the spooled file: {e}"))?;
+            if peer_max == 0 {
+                for pdu in fragment_data(pc, &bytes, peer_max) {
+                    assoc.send(&pdu).await.map_err(failed)?;
+                }
+            } else {
+                let mut writer = assoc.send_pdata(pc);
+                writer.write_all(&bytes).await.map_err(failed)?;
+                writer.finish().await.map_err(failed)?;
+            }
+        }
     }
     match receive_response(assoc).await? {
         Command::StoreRsp(rsp) if rsp.message_id_being_responded_to == message_id => Ok(
