@@ -94,7 +94,10 @@ mod tests {
         let waited = b.wait_below(1, Duration::from_millis(50)).await;
         assert!(waited >= Duration::from_millis(50), "{waited:?}");
         // No limit: never waits; processed() never goes below zero.
-        assert_eq!(b.wait_below(0, Duration::from_secs(5)).await, Duration::ZERO);
+        assert_eq!(
+            b.wait_below(0, Duration::from_secs(5)).await,
+            Duration::ZERO
+        );
         for _ in 0..5 {
             b.processed();
         }
