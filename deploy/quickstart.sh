@@ -8,7 +8,6 @@ deploy/setup.sh
 cargo build --release -p radroute
 mkdir -p .run/spool
 export RADROUTE__SPOOL__DIR="$PWD/.run/spool"
-export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"   # see docs/performance.md (peak RSS)
 export RADROUTE__NODE__LISTEN="${RADROUTE__NODE__LISTEN:-127.0.0.1:11112}"
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$(ls "$PWD"/.venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n1)}"
 exec target/release/radroute serve --config deploy/radroute.example.toml
