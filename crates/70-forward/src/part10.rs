@@ -5,10 +5,10 @@
 //! different syntax needs a parse and, for compressed pixel data, a decode (dicom-pixeldata).
 //!
 //! A labelled instance may be spooled as a coerced header file next to the untouched incoming
-//! file; [`splice`] puts the two together: the header's data set, then the incoming file's bytes
+//! file; [`spliced`] puts the two together: the header's data set, then the incoming file's bytes
 //! from its top-level Pixel Data element on.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use dicom_encoding::TransferSyntaxIndex;
@@ -99,7 +99,8 @@ pub fn dataset_of(path: &Path) -> Result<DataSet, Part10Error> {
 
 /// The data set of an instance spooled as a coerced header (`header`) plus its incoming file:
 /// the header's data set in memory, then the incoming file from its top-level Pixel Data on, as
-/// a file range. What [`splice`] returns, without reading the pixels. Blocking I/O.
+/// a file range, so the pixels are not read here. For a whole Part-10 file (to transcode), set
+/// `head_start` to 0 and call [`DataSet::into_bytes`]. Blocking I/O.
 pub fn spliced(header: &Path, incoming: &Path, ts_uid: &str) -> Result<DataSet, Part10Error> {
     let head = std::fs::read(header).map_err(io_error(header))?;
     let head_start = dataset_offset(&head)?;
@@ -182,7 +183,7 @@ pub fn pixel_data_offset(dataset: &[u8], ts_uid: &str) -> Option<usize> {
 
 /// Where the top-level Pixel Data element starts in the Part-10 file `incoming` (a byte offset
 /// from the start of the file), if it has one this walk can find ([`pixel_data_offset`]): the
-/// point where [`splice`] joins a coerced header to the incoming pixels. Processing asks before
+/// point where [`spliced`] joins a coerced header to the incoming pixels. Processing asks before
 /// it writes a header file, so the forwarder never meets a header it cannot join. Blocking I/O.
 pub fn splice_point(incoming: &Path, ts_uid: &str) -> Result<Option<u64>, Part10Error> {
     let (mut file, _, head) = read_head(incoming)?;
@@ -195,35 +196,6 @@ pub fn splice_point(incoming: &Path, ts_uid: &str) -> Result<Option<u64>, Part10
         }
         None => Ok(None),
     }
-}
-
-/// The data set of an instance spooled as a coerced header (`header`, a Part-10 file without
-/// Pixel Data) plus its untouched incoming file (`incoming`): the header's data set followed by
-/// the incoming file's bytes from its top-level Pixel Data element on. With `part10` the
-/// header's preamble and file meta group come first, making a Part-10 file (for
-/// [`to_uncompressed`]). Both files are in `ts_uid`. The pixels are read once, straight into
-/// the result. Blocking I/O.
-pub fn splice(
-    header: &Path,
-    incoming: &Path,
-    ts_uid: &str,
-    part10: bool,
-) -> Result<Vec<u8>, Part10Error> {
-    let head_file = std::fs::read(header).map_err(io_error(header))?;
-    let start = if part10 {
-        0
-    } else {
-        dataset_offset(&head_file)?
-    };
-    let at = splice_point(incoming, ts_uid)?
-        .ok_or_else(|| Part10Error::NoPixelData(incoming.to_path_buf()))?;
-    let mut file = std::fs::File::open(incoming).map_err(io_error(incoming))?;
-    let len = file.metadata().map_err(io_error(incoming))?.len();
-    let mut out = Vec::with_capacity(head_file.len() - start + len.saturating_sub(at) as usize);
-    out.extend_from_slice(&head_file[start..]);
-    file.seek(SeekFrom::Start(at)).map_err(io_error(incoming))?;
-    file.read_to_end(&mut out).map_err(io_error(incoming))?;
-    Ok(out)
 }
 
 /// Bytes read from the start of an incoming file to find its Pixel Data: enough for the file
@@ -309,6 +281,47 @@ mod tests {
         // Cut short before Pixel Data.
         assert_eq!(pixel_data_offset(&data[..at - 3], EXPLICIT_VR_LE), None);
         assert_eq!(pixel_data_offset(&data, DEFLATED_EXPLICIT_VR_LE), None);
+    }
+
+    /// A Part-10 file with an empty file meta group around `dataset`.
+    fn part10(dataset: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 128];
+        f.extend_from_slice(b"DICM");
+        f.extend_from_slice(&[0x02, 0, 0, 0, b'U', b'L', 4, 0, 0, 0, 0, 0]);
+        f.extend_from_slice(dataset);
+        f
+    }
+
+    #[test]
+    fn spliced_joins_the_header_to_the_incoming_pixels() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = explicit((0x0008, 0x0018), b"UI", b"1.2.3.4\0", None);
+        let coerced = [
+            old.clone(),
+            explicit((0x0018, 0x0015), b"CS", b"HAND", None),
+        ]
+        .concat();
+        let pixels = explicit((0x7FE0, 0x0010), b"OW", &[1, 2, 3, 4], None);
+        let (incoming, header) = (dir.path().join("in.dcm"), dir.path().join("hdr.dcm"));
+        std::fs::write(&incoming, part10(&[old, pixels.clone()].concat())).unwrap();
+        std::fs::write(&header, part10(&coerced)).unwrap();
+        let data = spliced(&header, &incoming, EXPLICIT_VR_LE).unwrap();
+        assert_eq!(
+            data.into_bytes().unwrap(),
+            [coerced.clone(), pixels.clone()].concat()
+        );
+        // With the header's preamble and meta: a whole Part-10 file, for transcoding.
+        let mut whole = spliced(&header, &incoming, EXPLICIT_VR_LE).unwrap();
+        whole.head_start = 0;
+        assert_eq!(
+            whole.into_bytes().unwrap(),
+            part10(&[coerced, pixels].concat())
+        );
+        let data = dataset_of(&incoming).unwrap();
+        assert_eq!(
+            data.len(),
+            std::fs::metadata(&incoming).unwrap().len() - 144
+        );
     }
 
     #[test]

@@ -17,8 +17,8 @@ use tracing::{debug, info, warn};
 use crate::destination::Destination;
 use crate::outcome::SendOutcome;
 use crate::part10::{
-    dataset_of, splice, spliced, to_uncompressed, Part10Error, DEFLATED_EXPLICIT_VR_LE,
-    EXPLICIT_VR_LE, IMPLICIT_VR_LE,
+    dataset_of, spliced, to_uncompressed, Part10Error, DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_LE,
+    IMPLICIT_VR_LE,
 };
 use crate::pdata::{write_pdata, DataSet};
 use crate::ForwardError;
@@ -40,7 +40,7 @@ pub struct Outgoing {
     /// The Part-10 file to send.
     pub path: PathBuf,
     /// The instance's coerced header, stored apart from its pixels: when set, what is sent is
-    /// this file's data set followed by `path`'s bytes from Pixel Data on ([`crate::part10::splice`]).
+    /// this file's data set followed by `path`'s bytes from Pixel Data on ([`crate::part10::spliced`]).
     pub header: Option<PathBuf>,
     /// C-STORE priority.
     pub priority: Priority,
@@ -232,7 +232,13 @@ async fn payload(item: &Outgoing, target_ts: &str) -> Result<DataSet, SendOutcom
     let prepared = tokio::task::spawn_blocking(move || match header {
         Some(header) if same_syntax => spliced(&header, &path, &ts),
         Some(header) => {
-            let file = splice(&header, &path, &ts, true)?;
+            // The header's preamble and meta too: a Part-10 file to transcode.
+            let mut whole = spliced(&header, &path, &ts)?;
+            whole.head_start = 0;
+            let file = whole.into_bytes().map_err(|source| Part10Error::Io {
+                path: path.clone(),
+                source,
+            })?;
             to_uncompressed(&file, implicit).map(|bytes| DataSet::in_memory(bytes, 0))
         }
         None if same_syntax => dataset_of(&path),
