@@ -17,6 +17,7 @@
 //! <dir>/processed/<id>.dcm instance after coercion (label written)
 //! <dir>/header/<id>.dcm    or only its coerced header, the pixels staying in incoming/
 //! <dir>/tmp/               files being written; emptied at open
+//! <dir>/quarantine/        files moved aside (unreadable); never deleted by radroute
 //! ```
 #![deny(missing_docs)]
 
@@ -27,4 +28,4 @@ pub mod spool;
 
 pub use error::{Result, SpoolError};
 pub use id::{InstanceId, InvalidInstanceId};
-pub use spool::{FileKind, Spool, Usage};
+pub use spool::{FileKind, FileStat, Spool, Usage};

@@ -8,6 +8,7 @@
 //! <root>/processed/<id>.dcm   after coercion, whole
 //! <root>/header/<id>.dcm      after coercion, header only (pixels stay in incoming/)
 //! <root>/tmp/<id>.<kind>.<n>.tmp   being written
+//! <root>/quarantine/<id>.<kind>.dcm  moved aside: unreadable, never deleted (created on demand)
 //! ```
 //!
 //! # Invariants
@@ -23,13 +24,23 @@
 //! - One `Spool` per root directory: [`Spool::open`] takes an exclusive, non-blocking `flock` on
 //!   `<root>/.lock`, so no other spool can be writing into `tmp/` when it is emptied.
 //!
-//! # Crash recovery
+//! # The spool is the source of truth
 //!
-//! A crash can leave (a) files in `tmp/`: they were never acknowledged, and `open` deletes them;
-//! (b) a complete file in `incoming/` whose queue row never committed (crash between the two):
-//! the daemon finds these orphans by comparing [`Spool::list`] with the queue and either
-//! enqueues or removes them; (c) a processed or header file of an instance still `received` in the queue:
-//! re-processing overwrites it.
+//! A file under `incoming/` is an instance exactly as it was received, complete (see above).
+//! The queue database only indexes them; when the two disagree the spool wins. A crash or an
+//! operational accident can leave:
+//!
+//! - (a) files in `tmp/`: incomplete and never acknowledged; `open` deletes them (the only
+//!   files the spool ever deletes on its own);
+//! - (b) a complete `incoming/` file the queue does not know (a crash between the spool write
+//!   and the queue commit, a lost or older queue database): the daemon re-ingests it as a
+//!   received instance, or, when it does not read as Part 10, moves it aside with
+//!   [`Spool::quarantine`]; it never deletes it;
+//! - (c) a processed or header file of an instance that is to be processed again: it is stale,
+//!   and the daemon removes it before processing (which writes a fresh one, or none);
+//! - (d) files of an instance whose purge was interrupted: [`Spool::remove`] deletes the
+//!   derived files first and the incoming file last, so the incoming file is the last trace,
+//!   and the daemon finishes the purge.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -43,6 +54,8 @@ use crate::{InstanceId, Result, SpoolError};
 
 /// File name extension of spooled instances.
 const EXT: &str = "dcm";
+/// Sub-directory of files moved aside by [`Spool::quarantine`].
+const QUARANTINE: &str = "quarantine";
 
 /// Which of the files of an instance is meant.
 ///
@@ -88,6 +101,15 @@ pub struct Usage {
     pub files: u64,
     /// Sum of their sizes in bytes.
     pub bytes: u64,
+}
+
+/// Size and modification time of one spool file ([`Spool::stat`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStat {
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Last modification (for an incoming file: when it was stored).
+    pub modified: std::time::SystemTime,
 }
 
 /// A spool directory, opened and locked. Cheap to share behind an `Arc`; all methods take
@@ -209,12 +231,61 @@ impl Spool {
     }
 
     /// Removes every file of `id` (missing ones are ignored) and `fsync`s the directories that
-    /// changed, so a purge is not undone by a power loss.
+    /// changed, so a purge is not undone by a power loss. The derived files go first and the
+    /// incoming file last: an interrupted removal never leaves a header without the pixels it
+    /// is joined to.
     pub fn remove(&self, id: &InstanceId) -> Result<()> {
-        for kind in FileKind::ALL {
-            self.remove_kind(kind, id)?;
+        for kind in FileKind::ALL.iter().rev() {
+            self.remove_kind(*kind, id)?;
         }
         Ok(())
+    }
+
+    /// Moves the `kind` file of `id` aside into `<root>/quarantine/` (created on demand) and
+    /// returns its new path. For a file that cannot be used (it does not read as Part 10) but
+    /// may hold an acknowledged instance: an operator decides, the spool never deletes it.
+    /// Both directories are `fsync`ed, so the move survives a power loss.
+    pub fn quarantine(&self, kind: FileKind, id: &InstanceId) -> Result<PathBuf> {
+        let dir = self.root.join(QUARANTINE);
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir).map_err(|e| SpoolError::io("create directory", &dir, e))?;
+            self.sync_dir(&self.root)?;
+        }
+        let from = self.path(kind, id);
+        let to = dir.join(format!("{id}.{kind}.{EXT}"));
+        if !from.is_file() {
+            return Err(SpoolError::NotFound {
+                kind,
+                id: id.to_string(),
+                path: from,
+            });
+        }
+        self.fs
+            .rename(&from, &to)
+            .map_err(|e| SpoolError::io("move into quarantine", &to, e))?;
+        self.sync_dir(&dir)?;
+        self.sync_dir(&self.dir(kind))?;
+        Ok(to)
+    }
+
+    /// Size and modification time of the `kind` file of `id` (the modification time of an
+    /// incoming file is when it was received: spool files are written once).
+    pub fn stat(&self, kind: FileKind, id: &InstanceId) -> Result<FileStat> {
+        let path = self.path(kind, id);
+        match fs::metadata(&path) {
+            Ok(meta) => Ok(FileStat {
+                bytes: meta.len(),
+                modified: meta
+                    .modified()
+                    .map_err(|e| SpoolError::io("stat", &path, e))?,
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(SpoolError::NotFound {
+                kind,
+                id: id.to_string(),
+                path,
+            }),
+            Err(e) => Err(SpoolError::io("stat", path, e)),
+        }
     }
 
     /// Removes the `kind` file of `id` if there is one (a processed file superseded by a header

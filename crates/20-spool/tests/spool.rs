@@ -315,3 +315,92 @@ fn final_name_only_ever_shows_complete_files() {
     reader.join().unwrap();
     assert_eq!(spool.list(FileKind::Incoming).unwrap().len(), ids.len());
 }
+
+/// Records the files removed, in order (the rest is the real file system).
+#[derive(Debug, Default)]
+struct RecordingFs {
+    removed: std::sync::Mutex<Vec<String>>,
+}
+
+impl SpoolFs for RecordingFs {
+    fn write_new(&self, path: &Path, parts: &[&[u8]]) -> io::Result<()> {
+        RealFs.write_new(path, parts)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        RealFs.rename(from, to)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        RealFs.sync_dir(dir)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let dir = path.parent().and_then(Path::file_name).unwrap_or_default();
+        self.removed
+            .lock()
+            .unwrap()
+            .push(dir.to_string_lossy().into_owned());
+        RealFs.remove_file(path)
+    }
+}
+
+/// An interrupted purge must never leave a header without the incoming pixels it is joined to:
+/// the incoming file is removed last.
+#[test]
+fn remove_takes_the_incoming_file_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = Arc::new(RecordingFs::default());
+    let spool = Spool::open_with(dir.path(), fs.clone()).unwrap();
+    let id = InstanceId::generate();
+    for kind in FileKind::ALL {
+        spool.store(kind, &id, b"x").unwrap();
+    }
+    spool.remove(&id).unwrap();
+    let removed = fs.removed.lock().unwrap().clone();
+    assert_eq!(
+        removed.last().map(String::as_str),
+        Some("incoming"),
+        "{removed:?}"
+    );
+    assert_eq!(removed.len(), 3, "{removed:?}");
+}
+
+#[test]
+fn quarantine_moves_the_file_aside_and_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    let id = InstanceId::generate();
+    spool.store(FileKind::Incoming, &id, b"not dicom").unwrap();
+    let moved = spool.quarantine(FileKind::Incoming, &id).unwrap();
+    assert_eq!(
+        moved,
+        dir.path()
+            .join("quarantine")
+            .join(format!("{id}.incoming.dcm"))
+    );
+    assert_eq!(std::fs::read(&moved).unwrap(), b"not dicom");
+    assert!(!spool.contains(FileKind::Incoming, &id));
+    assert!(spool.list(FileKind::Incoming).unwrap().is_empty());
+    assert!(matches!(
+        spool.quarantine(FileKind::Incoming, &id),
+        Err(SpoolError::NotFound { .. })
+    ));
+    // A reopened spool leaves the quarantine alone.
+    drop(spool);
+    let _spool = Spool::open(dir.path()).unwrap();
+    assert!(moved.is_file());
+}
+
+#[test]
+fn stat_gives_size_and_time_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    let id = InstanceId::generate();
+    let before = std::time::SystemTime::now() - std::time::Duration::from_secs(2);
+    spool.store(FileKind::Incoming, &id, b"12345").unwrap();
+    let st = spool.stat(FileKind::Incoming, &id).unwrap();
+    assert_eq!(st.bytes, 5);
+    assert!(st.modified >= before, "{st:?}");
+    assert!(matches!(
+        spool.stat(FileKind::Header, &id),
+        Err(SpoolError::NotFound { .. })
+    ));
+}
