@@ -51,6 +51,65 @@ pub enum CommandError {
     /// Writing the command set failed (should not happen for well-formed values).
     #[error("cannot encode command set: {0}")]
     Encode(#[source] Box<dicom_object::WriteError>),
+    /// An element declares a value longer than the bytes that follow it (the parser would size
+    /// its buffer from the declared length before reading: a 4 GiB allocation from 100 bytes).
+    #[error("command element {tag} declares {declared} bytes but only {available} follow")]
+    DeclaredLength {
+        /// The element.
+        tag: Tag,
+        /// Its declared value length.
+        declared: u32,
+        /// Bytes actually present after its header.
+        available: usize,
+    },
+    /// An element outside group 0000, or of undefined length: command sets hold only command
+    /// elements (PS3.7 section 6.3), all of defined length.
+    #[error("command set holds {tag} {reason}")]
+    NotCommandElement {
+        /// The element.
+        tag: Tag,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The bytes end inside an element header.
+    #[error("command set ends inside an element header at offset {0}")]
+    Truncated(usize),
+}
+
+/// Checks every element header of an Implicit VR Little Endian command set before it is parsed:
+/// each is a group-0000 element of defined length whose value lies within `bytes`. After this
+/// the parser cannot allocate more than `bytes.len()` for any value.
+pub fn check_element_lengths(bytes: &[u8]) -> Result<(), CommandError> {
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let header = bytes.get(at..at + 8).ok_or(CommandError::Truncated(at))?;
+        let group = u16::from_le_bytes([header[0], header[1]]);
+        let element = u16::from_le_bytes([header[2], header[3]]);
+        let declared = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        let tag = Tag(group, element);
+        if group != 0x0000 {
+            return Err(CommandError::NotCommandElement {
+                tag,
+                reason: "outside group 0000",
+            });
+        }
+        if declared == u32::MAX {
+            return Err(CommandError::NotCommandElement {
+                tag,
+                reason: "with an undefined length",
+            });
+        }
+        let available = bytes.len() - at - 8;
+        if declared as usize > available {
+            return Err(CommandError::DeclaredLength {
+                tag,
+                declared,
+                available,
+            });
+        }
+        at += 8 + declared as usize;
+    }
+    Ok(())
 }
 
 /// C-STORE priority (0000,0700).
@@ -146,6 +205,7 @@ pub enum Command {
 impl Command {
     /// Decodes a command set (Implicit VR Little Endian bytes of group 0000).
     pub fn decode(bytes: &[u8]) -> Result<Command, CommandError> {
+        check_element_lengths(bytes)?;
         let obj =
             InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
                 .map_err(|e| CommandError::Parse(Box::new(e)))?;
@@ -197,6 +257,7 @@ impl Command {
     /// Reads only the Command Field and Message ID, so that an SCP can answer an unsupported
     /// command with a proper status instead of dropping the association.
     pub fn peek_field(bytes: &[u8]) -> Option<(u16, Option<u16>)> {
+        check_element_lengths(bytes).ok()?;
         let obj =
             InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
                 .ok()?;
@@ -411,6 +472,60 @@ mod tests {
     fn garbage_is_an_error_not_a_panic() {
         assert!(Command::decode(&[1, 2, 3]).is_err());
         assert!(Command::decode(&[]).is_err());
+    }
+
+    /// Found #1 of issue 10: a C-STORE-RQ whose Affected SOP Class UID declares ~4 GiB in a
+    /// command set of ~100 bytes. Before the walk, dicom-parser reserved the declared length.
+    #[test]
+    fn huge_declared_length_is_refused_before_parsing() {
+        let mut bytes = Command::StoreRq(CStoreRq {
+            message_id: 1,
+            affected_sop_class_uid: "1.2.840.10008.5.1.4.1.1.1".into(),
+            affected_sop_instance_uid: "1.2.3".into(),
+            priority: Priority::Medium,
+            move_originator_ae_title: None,
+            move_originator_message_id: None,
+        })
+        .encode()
+        .expect("encode");
+        // (0000,0002) follows the 12-byte group length: its length field is at 16..20.
+        assert_eq!(&bytes[12..16], &[0, 0, 2, 0]);
+        bytes[16..20].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+        let err = Command::decode(&bytes).expect_err("must be refused");
+        assert!(
+            matches!(
+                err,
+                CommandError::DeclaredLength {
+                    declared: 0xFFFF_FFF0,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(Command::peek_field(&bytes), None);
+    }
+
+    #[test]
+    fn foreign_groups_undefined_lengths_and_torn_headers_are_refused() {
+        // (0008,0016) in a command set: a data set element, whose nested lengths the walk
+        // does not follow, so it is refused outright.
+        let mut foreign = vec![0x08, 0x00, 0x16, 0x00, 2, 0, 0, 0, b'1', 0];
+        assert!(matches!(
+            check_element_lengths(&foreign),
+            Err(CommandError::NotCommandElement { .. })
+        ));
+        foreign[0] = 0;
+        foreign[1] = 0;
+        assert!(check_element_lengths(&foreign).is_ok());
+        let undefined = [0, 0, 0x00, 0x01, 0xFF, 0xFF, 0xFF, 0xFF];
+        assert!(matches!(
+            check_element_lengths(&undefined),
+            Err(CommandError::NotCommandElement { .. })
+        ));
+        assert!(matches!(
+            check_element_lengths(&[0, 0, 0, 1, 2]),
+            Err(CommandError::Truncated(0))
+        ));
     }
 
     #[test]

@@ -24,7 +24,9 @@ pub mod status;
 
 pub use command::{CEchoRq, CEchoRsp, CStoreRq, CStoreRsp, Command, CommandError, Priority};
 pub use fragment::{fragment_data, fragment_message};
-pub use reassembly::{AssembledMessage, PDataAssembler, ReassemblyError};
+pub use reassembly::{
+    AssembledMessage, PDataAssembler, ReassemblyError, DEFAULT_MAX_DATA_LEN, MAX_COMMAND_SET_LEN,
+};
 pub use status::{Status, StatusClass};
 
 /// Verification SOP Class (C-ECHO).

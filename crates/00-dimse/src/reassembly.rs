@@ -4,6 +4,11 @@
 //! PDVs of its presentation context; the last fragment carries the "last" bit (PS3.8 annex E.2).
 //! Peers fragment command sets too (dcmtk does for large PDUs set small), so both parts are
 //! accumulated. The assembler is fed PDVs in arrival order and hands back whole messages.
+//!
+//! Both parts are bounded before they allocate: a command set by [`MAX_COMMAND_SET_LEN`], a data
+//! set by the assembler's `max_data_len`. The caller learns the capacity a data PDV will need
+//! ([`PDataAssembler::capacity_after`]) before pushing it, so it can reserve that memory from a
+//! shared budget first (radroute-receive does).
 
 use dicom_ul::pdu::{PDataValue, PDataValueType};
 
@@ -42,6 +47,22 @@ pub enum ReassemblyError {
     /// The command set did not decode.
     #[error(transparent)]
     Command(#[from] CommandError),
+    /// The command set grew past [`MAX_COMMAND_SET_LEN`].
+    #[error("command set of {len} bytes exceeds the limit of {max}")]
+    CommandTooLong {
+        /// Bytes the command set would have with the refused fragment.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The data set grew past the assembler's limit.
+    #[error("data set of more than {max} bytes ({len} so far)")]
+    DataSetTooLarge {
+        /// Bytes the data set would have with the refused fragment.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The command set decoded to a command radroute does not implement.
     #[error("unsupported command {field:#06x} (message id {message_id:?})")]
     Unsupported {
@@ -70,22 +91,102 @@ enum State {
 }
 
 /// Accumulates PDVs into [`AssembledMessage`]s.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PDataAssembler {
     state: State,
     /// Size of the last data set: a modality sends images of one size in a row, so the next
     /// data set's buffer is sized for it up front instead of doubling its way there (each
     /// doubling of a 10 MB buffer copies it).
     last_data_len: usize,
+    /// Largest data set accepted; past it, [`ReassemblyError::DataSetTooLarge`].
+    max_data_len: usize,
+}
+
+impl Default for PDataAssembler {
+    fn default() -> Self {
+        Self::with_max_data_len(DEFAULT_MAX_DATA_LEN)
+    }
 }
 
 /// Largest buffer reserved up front from the previous data set's size.
 const MAX_RESERVE: usize = 256 << 20;
 
+/// Largest command set accepted. A C-STORE-RQ is about 150 bytes and the largest DIMSE command
+/// sets (N-GET with an attribute list) a few KiB; a command set is parsed whole, so its size is
+/// capped well below anything that matters for memory.
+pub const MAX_COMMAND_SET_LEN: usize = 16 << 10;
+
+/// Data set limit of [`PDataAssembler::new`] (the SCP's default `max_instance_mb`).
+pub const DEFAULT_MAX_DATA_LEN: usize = 256 << 20;
+
 impl PDataAssembler {
-    /// A fresh assembler, waiting for a command.
+    /// A fresh assembler, waiting for a command, accepting data sets up to
+    /// [`DEFAULT_MAX_DATA_LEN`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A fresh assembler accepting data sets of at most `max_data_len` bytes (0: no data set
+    /// bytes at all, for a side that only expects responses).
+    pub fn with_max_data_len(max_data_len: usize) -> Self {
+        PDataAssembler {
+            state: State::Idle,
+            last_data_len: 0,
+            max_data_len,
+        }
+    }
+
+    /// Capacity in bytes of the data set buffer being filled (0 when none is open).
+    pub fn data_capacity(&self) -> usize {
+        match &self.state {
+            State::Data { buf, .. } => buf.capacity(),
+            _ => 0,
+        }
+    }
+
+    /// The capacity the open data set's buffer will have once `pdv` is pushed, so that a
+    /// caller can reserve the memory before it is allocated; the current capacity when `pdv`
+    /// does not extend a data set. Fails as [`PDataAssembler::push`] would when the data set
+    /// would grow past the limit.
+    pub fn capacity_after(&self, pdv: &PDataValue) -> Result<usize, ReassemblyError> {
+        let State::Data { pc, buf, .. } = &self.state else {
+            return Ok(0);
+        };
+        if *pc != pdv.presentation_context_id || pdv.value_type != PDataValueType::Data {
+            return Ok(buf.capacity());
+        }
+        self.grown_capacity(buf, pdv)
+    }
+
+    /// Capacity of `buf` after appending `pdv`: the first fragment is moved in as it is, or
+    /// copied into a buffer sized from the last data set; later growth doubles (never past the
+    /// limit), so a data set of n bytes costs O(log n) reallocations.
+    fn grown_capacity(&self, buf: &Vec<u8>, pdv: &PDataValue) -> Result<usize, ReassemblyError> {
+        let needed = buf.len().saturating_add(pdv.data.len());
+        if needed > self.max_data_len {
+            return Err(ReassemblyError::DataSetTooLarge {
+                len: needed,
+                max: self.max_data_len,
+            });
+        }
+        let capacity = buf.capacity();
+        if capacity == 0 {
+            if pdv.is_last || self.last_data_len <= pdv.data.len() {
+                return Ok(pdv.data.capacity());
+            }
+            return Ok(self
+                .last_data_len
+                .min(MAX_RESERVE)
+                .min(self.max_data_len)
+                .max(needed));
+        }
+        if needed <= capacity {
+            return Ok(capacity);
+        }
+        Ok(capacity
+            .saturating_mul(2)
+            .min(self.max_data_len)
+            .max(needed))
     }
 
     /// True while part of a message has been received but not all of it.
@@ -128,14 +229,13 @@ impl PDataAssembler {
                         got: pc,
                     });
                 }
-                if buf.capacity() == 0 {
-                    if pdv.is_last || self.last_data_len <= pdv.data.len() {
-                        buf = pdv.data;
-                    } else {
-                        buf = Vec::with_capacity(self.last_data_len.min(MAX_RESERVE));
-                        buf.extend_from_slice(&pdv.data);
-                    }
+                let target = self.grown_capacity(&buf, &pdv)?;
+                if buf.capacity() == 0 && target == pdv.data.capacity() {
+                    buf = pdv.data;
                 } else {
+                    if target > buf.capacity() {
+                        buf.reserve_exact(target - buf.len());
+                    }
                     buf.extend_from_slice(&pdv.data);
                 }
                 if pdv.is_last {
@@ -162,6 +262,13 @@ impl PDataAssembler {
         mut buf: Vec<u8>,
         pdv: PDataValue,
     ) -> Result<Option<AssembledMessage>, ReassemblyError> {
+        let len = buf.len().saturating_add(pdv.data.len());
+        if len > MAX_COMMAND_SET_LEN {
+            return Err(ReassemblyError::CommandTooLong {
+                len,
+                max: MAX_COMMAND_SET_LEN,
+            });
+        }
         if buf.is_empty() {
             buf = pdv.data;
         } else {
@@ -271,6 +378,97 @@ mod tests {
             asm.push(pdv(PDataValueType::Data, true, b"x")),
             Err(ReassemblyError::UnexpectedData(1))
         ));
+    }
+
+    fn store_rq() -> Vec<u8> {
+        Command::StoreRq(CStoreRq {
+            message_id: 1,
+            affected_sop_class_uid: "1.2.840.10008.5.1.4.1.1.1".into(),
+            affected_sop_instance_uid: "1.2.3".into(),
+            priority: Priority::Medium,
+            move_originator_ae_title: None,
+            move_originator_message_id: None,
+        })
+        .encode()
+        .expect("encode")
+    }
+
+    /// Found #1 of issue 10, on either side (the SCP reading requests, the SCU reading
+    /// responses): a command set of ~100 bytes declaring a ~4 GiB element is a protocol error,
+    /// not a 4 GiB allocation.
+    #[test]
+    fn command_declaring_a_huge_element_is_an_error() {
+        let mut cmd = store_rq();
+        cmd[16..20].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+        for mut asm in [PDataAssembler::new(), PDataAssembler::with_max_data_len(0)] {
+            assert!(matches!(
+                asm.push(pdv(PDataValueType::Command, true, &cmd)),
+                Err(ReassemblyError::Command(
+                    CommandError::DeclaredLength { .. }
+                ))
+            ));
+        }
+    }
+
+    #[test]
+    fn command_set_is_capped() {
+        let mut asm = PDataAssembler::new();
+        let chunk = vec![0u8; 4096];
+        let mut refused = None;
+        for i in 0..8 {
+            match asm.push(pdv(PDataValueType::Command, false, &chunk)) {
+                Ok(None) => {}
+                Ok(Some(_)) => panic!("no message from unfinished fragments"),
+                Err(e) => {
+                    refused = Some((i, e));
+                    break;
+                }
+            }
+        }
+        let (i, e) = refused.expect("refused before 32 KiB");
+        assert_eq!(i * 4096, MAX_COMMAND_SET_LEN, "refused at the limit");
+        assert!(matches!(e, ReassemblyError::CommandTooLong { .. }), "{e}");
+    }
+
+    /// Found #2 of issue 10: a data set that never ends is refused once it passes the limit,
+    /// and the buffer never grows past the limit on the way.
+    #[test]
+    fn data_set_is_capped_and_capacity_is_announced() {
+        let max = 10_000;
+        let mut asm = PDataAssembler::with_max_data_len(max);
+        asm.push(pdv(PDataValueType::Command, true, &store_rq()))
+            .expect("command");
+        let chunk = vec![7u8; 1500];
+        let mut total = 0;
+        loop {
+            let next = pdv(PDataValueType::Data, false, &chunk);
+            match asm.capacity_after(&next) {
+                Ok(want) => {
+                    assert!(want <= max, "announced {want} > {max}");
+                    asm.push(next).expect("within the limit");
+                    total += chunk.len();
+                    assert_eq!(
+                        asm.data_capacity(),
+                        want,
+                        "announced capacity is the real one"
+                    );
+                }
+                Err(e) => {
+                    assert!(total + chunk.len() > max);
+                    assert!(matches!(e, ReassemblyError::DataSetTooLarge { .. }), "{e}");
+                    assert!(matches!(
+                        asm.push(next),
+                        Err(ReassemblyError::DataSetTooLarge { .. })
+                    ));
+                    break;
+                }
+            }
+        }
+        // A responses-only assembler takes no data set bytes at all.
+        let mut asm = PDataAssembler::with_max_data_len(0);
+        asm.push(pdv(PDataValueType::Command, true, &store_rq()))
+            .expect("command");
+        assert!(asm.push(pdv(PDataValueType::Data, true, b"x")).is_err());
     }
 
     #[test]

@@ -203,7 +203,9 @@ fn accepted_context<S>(
 async fn receive_response<S: Stream>(
     assoc: &mut AsyncClientAssociation<S>,
 ) -> Result<Command, String> {
-    let mut assembler = PDataAssembler::new();
+    // Responses carry no data set: the command set is capped and length-checked by the
+    // assembler, and a destination that sends data bytes is a protocol error, not a buffer.
+    let mut assembler = PDataAssembler::with_max_data_len(0);
     loop {
         match assoc.receive().await.map_err(|e| e.to_string())? {
             Pdu::PData { data } => {
