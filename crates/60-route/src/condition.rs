@@ -218,6 +218,11 @@ impl Conditions {
             && self.time.is_none()
     }
 
+    /// The labels this route tests for (upper-cased), the abstention (`"none"`) left out.
+    pub(crate) fn labels(&self) -> impl Iterator<Item = &str> {
+        self.labels.iter().flatten().filter_map(|l| l.as_deref())
+    }
+
     /// Whether the route has label or confidence conditions.
     pub(crate) fn has_label_conditions(&self) -> bool {
         self.labels.is_some() || self.min_confidence.is_some() || self.max_confidence.is_some()

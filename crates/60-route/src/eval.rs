@@ -131,6 +131,20 @@ impl RuleSet {
         &self.options
     }
 
+    /// Every label a route tests for (`when.label`, upper-cased, the abstention `"none"` left
+    /// out), with the route, in route order: the binary checks them against the labels the
+    /// configured model can give, since a route on a label the model never gives never matches.
+    pub fn label_conditions(&self) -> Vec<(RuleRef, String)> {
+        self.routes
+            .iter()
+            .flat_map(|r| {
+                r.conditions
+                    .labels()
+                    .map(move |l| (r.rule.clone(), l.to_string()))
+            })
+            .collect()
+    }
+
     /// How long a study must go without a new instance before it is stable.
     pub fn study_stable_after(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.options.study_stable_after_secs)

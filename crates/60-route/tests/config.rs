@@ -123,3 +123,24 @@ fn examples_in_docs_compile() {
     }
     assert!(checked >= 5, "only {checked} toml examples found");
 }
+
+/// The binary warns about routes on labels the model cannot give; it needs them listed, in
+/// route order, upper-cased as they are matched, without the abstention.
+#[test]
+fn label_conditions_are_listed_for_the_model_check() {
+    let text = format!(
+        "{LEGACY}\n[[routes]]\nname = \"feet\"\nwhen.label = [\"foot\", \"none\", \" Knee \"]\n\
+         destinations = [\"pacs\"]\n[[routes]]\nwhen.label = \"HAND\"\ndestinations = [\"pacs\"]\n"
+    );
+    let cfg: AppConfig = toml::from_str(&text).expect("parse");
+    let listed: Vec<(String, String)> = compile(&cfg)
+        .label_conditions()
+        .into_iter()
+        .map(|(rule, label)| (rule.name, label))
+        .collect();
+    let want = [("feet", "FOOT"), ("feet", "KNEE"), ("routes[2]", "HAND")];
+    assert_eq!(
+        listed,
+        want.map(|(r, l)| (r.to_string(), l.to_string())).to_vec()
+    );
+}

@@ -13,6 +13,8 @@ use std::time::Duration;
 use radroute_route::{RouteConfig, RoutingOptions, RuleSet};
 use serde::{Deserialize, Serialize};
 
+mod checks;
+
 /// Default configuration file when neither `--config` nor `RADROUTE_CONFIG` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/radroute/radroute.toml";
 
@@ -142,6 +144,7 @@ impl Default for NodeConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct SpoolConfig {
     /// Spool directory (instances, and the queue database unless `queue.path` is set).
+    #[serde(with = "checks::strict_path")]
     pub dir: PathBuf,
     /// Keep files this long after every destination has them (seconds).
     pub retention_secs: u64,
@@ -165,6 +168,7 @@ impl Default for SpoolConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
     /// SQLite database file; default `<spool.dir>/queue.sqlite`.
+    #[serde(with = "checks::strict_path::option")]
     pub path: Option<PathBuf>,
     /// Attempts per job before it becomes a dead letter.
     pub max_attempts: u32,
@@ -215,6 +219,7 @@ impl Default for AdminConfig {
 pub struct ClassifyConfig {
     /// Model directory (manifest.toml + ONNX files); relative paths are relative to the
     /// configuration file. Unset: no classification, instances are routed unlabelled.
+    #[serde(with = "checks::strict_path::option")]
     pub model: Option<PathBuf>,
     /// The ONNX Runtime shared library; default: `ORT_DYLIB_PATH`, then a `.venv` next to the
     /// working directory or the executable.
@@ -366,8 +371,9 @@ impl Config {
     /// The retry policy for the queue.
     pub fn retry_policy(&self) -> radroute_queue::RetryPolicy {
         radroute_queue::RetryPolicy {
-            base: Duration::from_secs_f64(self.queue.backoff_base_secs.max(0.0)),
-            max: Duration::from_secs_f64(self.queue.backoff_max_secs.max(0.0)),
+            // `problems` refuses what does not convert; never panic on what it let through.
+            base: Duration::try_from_secs_f64(self.queue.backoff_base_secs).unwrap_or_default(),
+            max: Duration::try_from_secs_f64(self.queue.backoff_max_secs).unwrap_or_default(),
             max_attempts: self.queue.max_attempts.max(1),
         }
     }
@@ -522,6 +528,20 @@ impl Config {
         if let Err(e) = self.scp_options() {
             problems.push(e);
         }
+        problems.extend(checks::max_pdu(self.node.max_pdu));
+        if let Ok(addr) = self.node.listen.parse::<SocketAddr>() {
+            if addr.port() == 0 {
+                problems.push("node.listen: port 0 is not a port a modality can reach".into());
+            }
+        }
+        problems.extend(checks::backoff_secs(
+            "backoff_base_secs",
+            self.queue.backoff_base_secs,
+        ));
+        problems.extend(checks::backoff_secs(
+            "backoff_max_secs",
+            self.queue.backoff_max_secs,
+        ));
         if !self.admin.listen.is_empty() && self.admin.listen.parse::<SocketAddr>().is_err() {
             problems.push(format!(
                 "admin.listen: {:?} is not an address:port",
@@ -539,9 +559,9 @@ impl Config {
                     d.name
                 ));
             }
-            if !d.address.contains(':') {
+            if let Err(e) = checks::port_of(&d.address) {
                 problems.push(format!(
-                    "destinations[{i}] ({}): address must be host:port",
+                    "destinations[{i}] ({}): address must be host:port with a port in 1..=65535: {e}",
                     d.name
                 ));
             }
@@ -564,6 +584,24 @@ impl Config {
         }
         problems
     }
+
+    /// What is legal but almost certainly not meant, one line each: routes on labels the
+    /// configured model never gives. `check-config` prints these and `serve` logs them; neither
+    /// refuses the file.
+    pub fn warnings(&self) -> Vec<String> {
+        let Ok(rules) = self.rules() else {
+            return Vec::new();
+        };
+        let labels: Option<Vec<String>> = match self.model_dir() {
+            None => None,
+            Some(dir) => match radroute_classify::Manifest::load(&dir) {
+                Ok(m) => Some(m.classes.into_iter().map(|c| c.body_part).collect()),
+                // An unreadable manifest is a problem already.
+                Err(_) => return Vec::new(),
+            },
+        };
+        checks::label_warnings(&rules, labels.as_deref())
+    }
 }
 
 /// Resolves which file to read: the flag, else `RADROUTE_CONFIG`, else the default path.
@@ -573,9 +611,20 @@ pub fn resolve_path(flag: Option<&Path>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
 }
 
-/// Reads and validates the configuration (file plus `RADROUTE__*` overrides).
+/// Reads and validates the configuration (file plus `RADROUTE__*` overrides) and logs its
+/// [`Config::warnings`].
 pub fn load(flag: Option<&Path>) -> Result<Config, ConfigError> {
-    let path = resolve_path(flag);
+    let cfg = validated(&resolve_path(flag))?;
+    for warning in cfg.warnings() {
+        tracing::warn!(file = %cfg.source.display(), "configuration: {warning}");
+    }
+    Ok(cfg)
+}
+
+/// Reads and validates the configuration: the one validation path of `serve`, reloads and
+/// `check-config`.
+fn validated(path: &Path) -> Result<Config, ConfigError> {
+    let path = path.to_path_buf();
     let mut cfg = read(&path)?;
     cfg.source = path.clone();
     let problems = cfg.problems();
@@ -609,8 +658,11 @@ fn read(path: &Path) -> Result<Config, ConfigError> {
 
 /// `radroute check-config FILE`: prints a summary or every problem.
 pub fn check(path: &Path) -> Result<(), String> {
-    let cfg = load(Some(path)).map_err(|e| e.to_string())?;
+    let cfg = validated(path).map_err(|e| e.to_string())?;
     println!("{}: OK", path.display());
+    for warning in cfg.warnings() {
+        println!("  warning: {warning}");
+    }
     println!(
         "  node {} listening on {}, {} associations max",
         cfg.node.ae_title, cfg.node.listen, cfg.node.max_associations

@@ -8,6 +8,7 @@ mod admission;
 mod association;
 mod association_reuse;
 mod classification;
+mod correctness;
 mod crash_recovery;
 mod env_override;
 mod implicit_destination;
