@@ -1,4 +1,5 @@
-//! One association: negotiation, then a loop of receive → reassemble → dispatch → respond.
+//! One negotiated association: a loop of receive → reassemble → dispatch → respond, with the
+//! data set being received held within the shared receive memory budget.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,13 +11,14 @@ use dicom_ul::pdu::{
 };
 use dicom_ul::ServerAssociationOptions;
 use radroute_dimse::{
-    fragment_message, AssembledMessage, CEchoRsp, CStoreRsp, Command, PDataAssembler, Status,
+    fragment_message, AssembledMessage, CEchoRsp, CStoreRsp, Command, PDataAssembler,
+    ReassemblyError, Status,
 };
-use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::access::AccessPolicy;
+use crate::admission::Ticket;
+use crate::negotiate::Context;
 use crate::options::ScpOptions;
 use crate::{IncomingInstance, StoreHandler};
 
@@ -35,7 +37,7 @@ pub struct AssociationInfo {
 
 /// dicom-ul access-control adapter: the allow-list needs the peer address, which dicom-ul's
 /// trait does not pass, so one adapter is built per connection.
-struct PeerAccess {
+pub(crate) struct PeerAccess {
     policy: AccessPolicy,
     peer: SocketAddr,
     require_called_ae_title: bool,
@@ -59,16 +61,12 @@ impl AccessControl for PeerAccess {
     }
 }
 
-/// Runs one association to its end. Never panics on peer input; all errors end in a log line.
-pub(crate) async fn run_association<H: StoreHandler>(
-    id: u64,
-    socket: TcpStream,
+/// dicom-ul's acceptor options for one connection from `peer`.
+pub(crate) fn acceptor_options(
+    options: &ScpOptions,
     peer: SocketAddr,
-    options: Arc<ScpOptions>,
-    handler: Arc<H>,
-    stop: watch::Receiver<bool>,
-) {
-    let started = Instant::now();
+) -> ServerAssociationOptions<'static, PeerAccess, dicom_ul::association::server::DefaultNegotiation>
+{
     let mut scp = ServerAssociationOptions::new()
         .ae_access_control(PeerAccess {
             policy: options.access.clone(),
@@ -85,39 +83,35 @@ pub(crate) async fn run_association<H: StoreHandler>(
     for uid in &options.transfer_syntaxes {
         scp = scp.with_transfer_syntax(uid.clone());
     }
-    match &options.tls {
-        Some(tls) => match scp
-            .tls_config(tls.clone())
-            .establish_tls_async(socket)
-            .await
-        {
-            Ok(assoc) => serve_association(id, assoc, peer, handler, stop, started).await,
-            Err(e) => negotiation_failed(id, peer, &e),
-        },
-        None => match scp.establish_async(socket).await {
-            Ok(assoc) => serve_association(id, assoc, peer, handler, stop, started).await,
-            Err(e) => negotiation_failed(id, peer, &e),
-        },
-    }
+    scp
 }
 
-fn negotiation_failed(id: u64, peer: SocketAddr, error: &dicom_ul::association::Error) {
+/// Logs and counts a negotiation that ended without an association.
+pub(crate) fn negotiation_failed(id: u64, peer: SocketAddr, error: &dicom_ul::association::Error) {
     metrics::counter!("radroute_associations_total", "outcome" => "rejected").increment(1);
     warn!(assoc = id, %peer, %error, "association refused or failed during negotiation");
 }
 
-/// Serves one negotiated association, plain TCP or TLS, to its end.
-async fn serve_association<S, H>(
-    id: u64,
+/// Serves one negotiated association, plain TCP or TLS, to its end; `ticket` holds its slots.
+pub(crate) async fn serve_association<S, H>(
+    ctx: Context<H>,
     mut assoc: dicom_ul::association::AsyncServerAssociation<S>,
-    peer: SocketAddr,
-    handler: Arc<H>,
-    mut stop: watch::Receiver<bool>,
+    ticket: Ticket,
     started: Instant,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
     H: StoreHandler,
 {
+    let Context {
+        id,
+        peer,
+        options,
+        handler,
+        mut stop,
+        budget,
+        ..
+    } = ctx;
+    let _ticket = ticket;
     metrics::counter!("radroute_associations_total", "outcome" => "accepted").increment(1);
     let active = metrics::gauge!("radroute_associations_active");
     active.increment(1.0);
@@ -144,7 +138,12 @@ async fn serve_association<S, H>(
         "association accepted"
     );
     let peer_max_pdu = assoc.requestor_max_pdu_length();
-    let mut assembler = PDataAssembler::new();
+    let mut assembler = PDataAssembler::with_max_data_len(
+        options.max_instance_bytes.min(options.receive_memory_bytes),
+    );
+    // Memory of the data set being received; given back once the handler has returned.
+    let mut reservation = budget.reservation();
+    let memory_wait = options.idle_timeout;
     let mut stored = 0u64;
     let mut failed = 0u64;
     let end: &str = loop {
@@ -169,10 +168,26 @@ async fn serve_association<S, H>(
             Pdu::PData { data } => {
                 let mut broken = None;
                 for pdv in data {
+                    // Reserve what the data set buffer is about to take before it grows: past
+                    // the budget, stop reading (the sender waits on TCP) for a bounded time.
+                    let reserved = match assembler.capacity_after(&pdv) {
+                        Ok(want) => reservation.cover(want, memory_wait).await.map_err(|e| {
+                            metrics::counter!("radroute_associations_total", "outcome" => "aborted_memory").increment(1);
+                            warn!(assoc = id, %peer, error = %e, bytes = want, "no receive memory for the data set: aborting association");
+                            "receive memory exhausted"
+                        }),
+                        Err(e) => Err(reassembly_failed(id, peer, &e)),
+                    };
+                    if let Err(reason) = reserved {
+                        broken = Some(reason);
+                        break;
+                    }
                     match assembler.push(pdv) {
                         Ok(None) => {}
                         Ok(Some(msg)) => {
                             let reply = dispatch(msg, &info, &accepted, handler.as_ref()).await;
+                            // The handler has returned: the buffer is its business now.
+                            reservation.release();
                             match reply {
                                 Dispatch::Respond {
                                     pc,
@@ -201,8 +216,7 @@ async fn serve_association<S, H>(
                             }
                         }
                         Err(e) => {
-                            warn!(assoc = id, error = %e, "protocol error: aborting association");
-                            broken = Some("protocol error");
+                            broken = Some(reassembly_failed(id, peer, &e));
                             break;
                         }
                     }
@@ -237,6 +251,17 @@ async fn serve_association<S, H>(
         end,
         "association closed"
     );
+}
+
+/// Logs and counts PDVs that do not form a valid message; returns the association's end reason.
+fn reassembly_failed(id: u64, peer: SocketAddr, error: &ReassemblyError) -> &'static str {
+    let (outcome, end) = match error {
+        ReassemblyError::DataSetTooLarge { .. } => ("aborted_too_large", "data set too large"),
+        _ => ("aborted_protocol_error", "protocol error"),
+    };
+    metrics::counter!("radroute_associations_total", "outcome" => outcome).increment(1);
+    warn!(assoc = id, %peer, %error, "{end}: aborting association (A-ABORT)");
+    end
 }
 
 enum Dispatch {

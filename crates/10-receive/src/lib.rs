@@ -12,16 +12,22 @@
 //! Modules:
 //! - [`options`]: [`ScpOptions`], the negotiation and limit policy.
 //! - [`access`]: the calling-AE / source-address allow-list.
-//! - [`server`]: the accept loop ([`serve`]), association limit, graceful shutdown.
+//! - [`server`]: the accept loop ([`serve`]), the negotiating pool, graceful shutdown.
+//! - `negotiate`: one connection, from accept to an admitted association, under ARTIM.
+//! - [`admission`]: association slots (global and per calling AE).
 //! - [`association`]: one association: receive PDUs, reassemble, dispatch, respond.
-//! - [`reject`]: A-ASSOCIATE-RJ for connections refused before negotiation.
+//! - [`budget`]: the receive memory budget shared by all associations.
+//! - [`reject`]: peeking the A-ASSOCIATE-RQ; A-ASSOCIATE-RJ for connections refused a slot.
 //!
 //! Architecture invariants: no spool, queue, classification or forwarding code here; a bad peer
 //! or a bad data set ends at most its own association, never the listener.
 #![deny(missing_docs)]
 
 pub mod access;
+pub mod admission;
 pub mod association;
+pub mod budget;
+mod negotiate;
 pub mod options;
 pub mod reject;
 pub mod server;

@@ -14,9 +14,22 @@ pub struct ScpOptions {
     /// Concurrent associations; beyond it, A-ASSOCIATE-RJ (transient, local limit exceeded).
     pub max_associations: usize,
     /// Concurrent associations per calling AE title (0: no per-AE limit); beyond it,
-    /// A-ASSOCIATE-RJ (transient). Not applied to TLS associations (the AE title is inside the
-    /// encrypted stream).
+    /// A-ASSOCIATE-RJ (transient). Over TLS the calling AE title is inside the encrypted
+    /// stream, which dicom-ul reads itself: the limit is checked right after negotiation and an
+    /// association over it is aborted (A-ABORT).
     pub max_associations_per_ae: usize,
+    /// The PS3.8 ARTIM timer: the whole negotiation (TLS handshake, A-ASSOCIATE-RQ, answer)
+    /// must finish within it, or the connection is closed.
+    pub artim_timeout: Duration,
+    /// Connections still negotiating at once; they hold no association slot. Past it, new
+    /// connections are closed at once. Fixed at start.
+    pub max_negotiating: usize,
+    /// Largest data set accepted on an association; a larger one aborts it (A-ABORT).
+    pub max_instance_bytes: usize,
+    /// Memory for data sets being received, shared by all associations. An association that
+    /// finds it exhausted stops reading (TCP backpressure) for up to `idle_timeout`, then is
+    /// aborted. Fixed at start.
+    pub receive_memory_bytes: usize,
     /// Maximum PDU length this node receives.
     pub max_pdu: u32,
     /// Storage SOP Class UIDs accepted (Verification is always accepted).
@@ -138,6 +151,10 @@ impl Default for ScpOptions {
             require_called_ae_title: false,
             max_associations: 32,
             max_associations_per_ae: 0,
+            artim_timeout: Duration::from_secs(10),
+            max_negotiating: 64,
+            max_instance_bytes: radroute_dimse::DEFAULT_MAX_DATA_LEN,
+            receive_memory_bytes: 384 << 20,
             max_pdu: 65_536,
             sop_classes: DEFAULT_SOP_CLASSES
                 .iter()

@@ -1,8 +1,10 @@
-//! A-ASSOCIATE-RJ for connections that are refused before negotiation (association limit).
+//! The A-ASSOCIATE-RQ seen before dicom-ul negotiates (plain TCP), and the A-ASSOCIATE-RJ for
+//! connections refused a slot.
 //!
-//! dicom-ul negotiates or rejects inside `establish_async`, but the association limit is known
-//! before that. To answer as PS3.8 asks (a transient rejection the modality will retry) instead
-//! of closing the socket, read the A-ASSOCIATE-RQ PDU and answer with an RJ PDU ourselves.
+//! dicom-ul negotiates or rejects inside `establish_async`, but the association limits must be
+//! applied with the calling AE title, once the request is here and before it is accepted. The
+//! request is peeked (left in the socket for dicom-ul), and an over-limit one is answered as
+//! PS3.8 asks (a transient rejection the modality will retry) instead of closing the socket.
 
 use std::time::Duration;
 
@@ -13,8 +15,9 @@ use dicom_ul::pdu::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Largest A-ASSOCIATE-RQ we are willing to read before answering (they are a few hundred bytes).
-const MAX_RQ_LEN: usize = 1 << 20;
+/// Largest part of an A-ASSOCIATE-RQ read or peeked before answering (they are a few hundred
+/// bytes to a few KiB); bounds the memory of every negotiating connection.
+const MAX_RQ_LEN: usize = 64 << 10;
 
 /// Reads the peer's A-ASSOCIATE-RQ (bounded in size and time) and answers with a transient
 /// A-ASSOCIATE-RJ, "local limit exceeded". Errors are returned for logging only.
@@ -42,26 +45,43 @@ pub async fn reject_over_limit(mut socket: TcpStream, timeout: Duration) -> std:
     .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "peer sent no A-ASSOCIATE-RQ"))?
 }
 
-/// Reads the calling AE title of the A-ASSOCIATE-RQ waiting on `socket` without consuming it
-/// (TCP peek), so negotiation proceeds normally afterwards. `None` when the peer sends no
-/// A-ASSOCIATE-RQ header within `timeout`.
-pub async fn peek_calling_ae(socket: &TcpStream, timeout: Duration) -> Option<String> {
+/// What the first PDU on a plain connection is, as far as admission is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peeked {
+    /// An A-ASSOCIATE-RQ, all of it (up to 64 KiB) in the socket buffer, from this calling AE.
+    AssociateRq {
+        /// Calling AE title, trimmed.
+        calling_ae: String,
+    },
+    /// Anything else, or the peer closed: dicom-ul's negotiation answers it (A-ABORT), and no
+    /// association can come of it.
+    Other,
+}
+
+/// Waits until the peer's first PDU is in the socket buffer, without consuming it (TCP peek),
+/// so that negotiation proceeds normally afterwards. Not bounded in time: the caller runs it
+/// under the ARTIM timer.
+pub async fn peek_associate_rq(socket: &TcpStream) -> std::io::Result<Peeked> {
     // PDU type (1), reserved (1), length (4), protocol version (2), reserved (2),
     // called AE (16), calling AE (16).
-    let mut buf = [0u8; 42];
-    let deadline = tokio::time::Instant::now() + timeout;
+    const AE_END: usize = 42;
+    let mut buf = vec![0u8; MAX_RQ_LEN];
+    let mut pause = Duration::from_millis(1);
     loop {
-        let n = tokio::time::timeout_at(deadline, socket.peek(&mut buf))
-            .await
-            .ok()?
-            .ok()?;
+        let n = socket.peek(&mut buf).await?;
         if n == 0 || buf[0] != 0x01 {
-            return None;
+            return Ok(Peeked::Other);
         }
-        if n >= buf.len() {
-            let ae = String::from_utf8_lossy(&buf[26..42]).trim().to_string();
-            return Some(ae);
+        if n >= 6 {
+            let len = u32::from_be_bytes([buf[2], buf[3], buf[4], buf[5]]) as usize;
+            let whole = len.saturating_add(6).clamp(AE_END, MAX_RQ_LEN);
+            if n >= whole {
+                let calling_ae = String::from_utf8_lossy(&buf[26..AE_END]).trim().to_string();
+                return Ok(Peeked::AssociateRq { calling_ae });
+            }
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        // Part of the request is here: peek returns at once until more arrives.
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
     }
 }

@@ -1,10 +1,11 @@
-//! The accept loop: bounded associations, graceful shutdown.
+//! The accept loop: bounded negotiation, bounded associations, graceful shutdown.
 //!
-//! Each accepted connection takes a permit from a semaphore sized `max_associations`; the permit
-//! moves into the association's task and is released when it ends. Without a permit, the
-//! connection is answered with a transient A-ASSOCIATE-RJ. On shutdown the listener stops, and
-//! associations in flight get `shutdown_grace` to finish (a C-STORE in progress completes and is
-//! answered) before they are aborted.
+//! Each accepted connection takes a place in the negotiating pool (`max_negotiating`; past it,
+//! the connection is closed at once) and negotiates within the ARTIM timer
+//! (`crate::negotiate`); only then does it take an association slot (`max_associations`, and
+//! the per-AE limit; see `crate::admission`), held until the association ends. On shutdown the
+//! listener stops, and associations in flight get `shutdown_grace` to finish (a C-STORE in
+//! progress completes and is answered) before they are aborted.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,9 +17,10 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::association::run_association;
+use crate::admission::Admission;
+use crate::budget::MemoryBudget;
+use crate::negotiate::{run_connection, Context};
 use crate::options::ScpOptions;
-use crate::reject::reject_over_limit;
 use crate::StoreHandler;
 
 /// Why the SCP stopped serving.
@@ -36,50 +38,11 @@ pub enum ServeError {
     },
 }
 
-/// Open associations per calling AE title, for `max_associations_per_ae`.
-#[derive(Debug, Default)]
-struct PerAeCounter {
-    open: std::sync::Mutex<std::collections::HashMap<String, usize>>,
-}
-
-/// One open association of a calling AE; released on drop.
-struct PerAeSlot {
-    counter: Arc<PerAeCounter>,
-    ae: String,
-}
-
-impl PerAeCounter {
-    fn acquire(self: &Arc<Self>, ae: &str, limit: usize) -> Option<PerAeSlot> {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let n = open.entry(ae.to_string()).or_insert(0);
-        if *n >= limit {
-            return None;
-        }
-        *n += 1;
-        Some(PerAeSlot {
-            counter: self.clone(),
-            ae: ae.to_string(),
-        })
-    }
-}
-
-impl Drop for PerAeSlot {
-    fn drop(&mut self) {
-        let mut open = self.counter.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = open.get_mut(&self.ae) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                open.remove(&self.ae);
-            }
-        }
-    }
-}
-
 /// Serves associations on `listener` until `shutdown` resolves, then drains.
 ///
 /// `options` may change while serving (configuration reload): each new association negotiates
 /// with the options current when it is accepted; associations in flight keep theirs. The
-/// association limit is fixed at start.
+/// association limit, the negotiating pool and the receive memory budget are fixed at start.
 pub async fn serve<H: StoreHandler>(
     listener: TcpListener,
     options: watch::Receiver<Arc<ScpOptions>>,
@@ -87,16 +50,24 @@ pub async fn serve<H: StoreHandler>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let initial = options.borrow().clone();
-    let limit = Arc::new(Semaphore::new(initial.max_associations.max(1)));
+    let admission = Arc::new(Admission::new(initial.max_associations));
+    let negotiating = Arc::new(Semaphore::new(initial.max_negotiating.max(1)));
+    let budget = MemoryBudget::new(initial.receive_memory_bytes);
     let (stop_tx, stop_rx) = watch::channel(false);
     let next_id = AtomicU64::new(1);
-    let per_ae = Arc::new(PerAeCounter::default());
     let mut tasks = JoinSet::new();
     let local = listener
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into());
-    info!(listen = %local, ae_title = %initial.ae_title, max_associations = initial.max_associations, "DICOM SCP listening");
+    info!(
+        listen = %local,
+        ae_title = %initial.ae_title,
+        max_associations = initial.max_associations,
+        max_negotiating = initial.max_negotiating,
+        receive_memory_mb = initial.receive_memory_bytes >> 20,
+        "DICOM SCP listening"
+    );
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(10);
     loop {
@@ -127,48 +98,23 @@ pub async fn serve<H: StoreHandler>(
         };
         let _ = socket.set_nodelay(true);
         let id = next_id.fetch_add(1, Ordering::Relaxed);
-        let options = options.borrow().clone();
-        match limit.clone().try_acquire_owned() {
-            Ok(permit) => {
-                let handler = handler.clone();
-                let stop = stop_rx.clone();
-                let per_ae = per_ae.clone();
-                tasks.spawn(async move {
-                    // Per-AE limit: the calling AE title is read (peeked, not consumed) from
-                    // the A-ASSOCIATE-RQ before negotiation, so an over-limit modality gets a
-                    // transient rejection like the global limit.
-                    let mut _slot = None;
-                    if options.max_associations_per_ae > 0 && options.tls.is_none() {
-                        let calling = crate::reject::peek_calling_ae(&socket, Duration::from_secs(5)).await;
-                        if let Some(ae) = calling {
-                            match per_ae.acquire(&ae, options.max_associations_per_ae) {
-                                Some(slot) => _slot = Some(slot),
-                                None => {
-                                    metrics::counter!("radroute_associations_total", "outcome" => "rejected_ae_limit").increment(1);
-                                    warn!(assoc = id, %peer, calling_ae = %ae, limit = options.max_associations_per_ae, "per-AE association limit reached: A-ASSOCIATE-RJ (transient)");
-                                    let _ = reject_over_limit(socket, Duration::from_secs(10)).await;
-                                    drop(permit);
-                                    return;
-                                }
-                            }
-                        }
-                    }
-                    run_association(id, socket, peer, options, handler, stop).await;
-                    drop(permit);
-                });
-            }
-            Err(_) => {
-                metrics::counter!("radroute_associations_total", "outcome" => "rejected_limit")
-                    .increment(1);
-                warn!(assoc = id, %peer, limit = options.max_associations, "association limit reached: A-ASSOCIATE-RJ (transient)");
-                let timeout = options.idle_timeout.min(Duration::from_secs(10));
-                tasks.spawn(async move {
-                    if let Err(e) = reject_over_limit(socket, timeout).await {
-                        warn!(assoc = id, %peer, error = %e, "rejecting over-limit association failed");
-                    }
-                });
-            }
-        }
+        let Ok(place) = negotiating.clone().try_acquire_owned() else {
+            metrics::counter!("radroute_associations_total", "outcome" => "refused_negotiating_limit")
+                .increment(1);
+            warn!(assoc = id, %peer, limit = initial.max_negotiating, "too many connections negotiating: closed at once");
+            drop(socket);
+            continue;
+        };
+        let ctx = Context {
+            id,
+            peer,
+            options: options.borrow().clone(),
+            handler: handler.clone(),
+            stop: stop_rx.clone(),
+            admission: admission.clone(),
+            budget: budget.clone(),
+        };
+        tasks.spawn(run_connection(ctx, socket, place));
     }
     info!(
         in_flight = tasks.len(),
