@@ -115,9 +115,20 @@ pub fn parse_storescu_log(log: &str) -> BTreeMap<PathBuf, Option<String>> {
 
 /// `storescu -v -nh [extra] 127.0.0.1 port files...` with called AE `called`.
 pub fn storescu(called: &str, port: u16, extra: &[&str], files: &[PathBuf]) -> StoreRun {
+    storescu_as("STORESCU", called, port, extra, files)
+}
+
+/// [`storescu`] with calling AE title `calling`.
+pub fn storescu_as(
+    calling: &str,
+    called: &str,
+    port: u16,
+    extra: &[&str],
+    files: &[PathBuf],
+) -> StoreRun {
     let mut cmd = Command::new(tool("storescu"));
     cmd.args([
-        "-v", "-nh", "-aet", "STORESCU", "-aec", called, "-to", "10", "-ta", "10", "-td", "60",
+        "-v", "-nh", "-aet", calling, "-aec", called, "-to", "10", "-ta", "10", "-td", "60",
     ])
     .args(extra)
     .arg("127.0.0.1")

@@ -70,6 +70,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// `queue.max_attempts` (default 50).
     pub max_attempts: u32,
+    /// Extra TOML lines inside `[spool]` (e.g. `retention_secs = 5`).
+    pub spool_extra: String,
 }
 
 impl Default for Config {
@@ -88,6 +90,7 @@ impl Default for Config {
             routes: None,
             admin_token: None,
             max_attempts: 50,
+            spool_extra: String::new(),
         }
     }
 }
@@ -138,6 +141,10 @@ impl Config {
             q(&dir.join("spool").to_string_lossy())
         )
         .unwrap();
+        t.push_str(&self.spool_extra);
+        if !t.ends_with('\n') {
+            t.push('\n');
+        }
         writeln!(
             t,
             "\n[queue]\nbackoff_base_secs = 0.2\nbackoff_max_secs = 1.0\nmax_attempts = {}",
@@ -453,6 +460,40 @@ impl Radroute {
             .filter(|l| l.trim_start().starts_with('{'))
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad job JSON {l}: {e}")))
             .collect()
+    }
+
+    /// The spool directory (`[spool] dir`).
+    pub fn spool_dir(&self) -> PathBuf {
+        self.dir.join("spool")
+    }
+
+    /// Instance files in the spool (`incoming/`, `processed/`, `header/`), sorted.
+    pub fn spool_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = ["incoming", "processed", "header"]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(self.spool_dir().join(d)).ok())
+            .flat_map(|entries| entries.flatten().map(|e| e.path()))
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// `radroute queue ARGS --config FILE` (works whether the node runs or not): the exit
+    /// status, stdout and stderr.
+    pub fn queue_cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(binary())
+            .arg("queue")
+            .args(args)
+            .arg("--config")
+            .arg(&self.config_path)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run radroute queue");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// `radroute queue counts --json`.

@@ -68,6 +68,18 @@ pub enum QueueError {
         /// Its current state.
         state: InstanceState,
     },
+    /// A retry of a job whose instance's spool files were purged (state `done`): there is
+    /// nothing left to send.
+    #[error(
+        "queue: job {job_id} cannot be retried: the files of instance {instance_id} were purged \
+         (the dead letter is kept for the record only)"
+    )]
+    FilesPurged {
+        /// The job.
+        job_id: JobId,
+        /// Its instance.
+        instance_id: String,
+    },
     /// The job is not in a state that allows the operation (e.g. completing a job that an
     /// operator dropped while it was in flight).
     #[error("queue: cannot {op} job {job_id} in state {state}")]

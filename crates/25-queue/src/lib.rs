@@ -8,13 +8,14 @@
 //! Two tables, two state machines (see [`forward_queue`] for the transitions):
 //!
 //! ```text
-//! instances: received ──route_instance──▶ routed ──mark_done──▶ done
-//!                     └─(no destination)───────────────────────▶ done
+//! instances: received ──route_instance──▶ routed ──purgeable, mark_done──▶ done (files purged)
+//!                     (no destination: routed with no job, purged after the retention)
 //! jobs:      queued ──lease──▶ in_flight ──complete(Delivered)──▶ delivered
 //!              ▲                  │ complete(Retry), attempts < max: next_attempt_at = now + backoff
 //!              └──────────────────┤ recover() at start-up
 //!                                 └ complete(Retry) at max attempts, complete(Dead) ──▶ dead
-//!            dead ──retry_job / retry_dead──▶ queued (attempts reset)
+//!            dead ──retry_job / retry_dead──▶ queued (attempts reset; refused once the files are purged)
+//!            queued / dead ──drop_job──▶ dead ("dropped by operator")
 //! ```
 //!
 //! The crate is synchronous and knows nothing of DICOM encoding, spool files or the network:
@@ -31,8 +32,8 @@ pub use error::{QueueError, Result};
 pub use forward_queue::ForwardQueue;
 pub use model::{
     Counts, InstanceCounts, InstanceDetail, InstanceRecord, InstanceState, Job, JobCounts,
-    JobFilter, JobId, JobState, JobView, NewInstance, Outcome, RecoveryReport, UnixMillis,
-    UnknownState,
+    JobFilter, JobId, JobState, JobView, NewInstance, Outcome, RecoveryReport, Retention,
+    UnixMillis, UnknownState,
 };
 pub use policy::RetryPolicy;
 pub use sqlite::SqliteQueue;

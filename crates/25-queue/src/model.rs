@@ -95,9 +95,12 @@ text_enum! {
     InstanceState {
         /// Spooled and acknowledged; not yet processed (re-processed after a restart).
         Received = "received",
-        /// Processed; its jobs exist.
+        /// Processed; its jobs exist (none when no route sent it anywhere). Its files are in
+        /// the spool until it is purged.
         Routed = "routed",
-        /// Every job delivered and files purged, or routed to no destination.
+        /// Finished and its spool files purged: every job delivered or given up (operator
+        /// drop, dead letter past its retention), or routed nowhere. Its rows stay for the
+        /// audit trail; its jobs can no longer be retried.
         Done = "done",
     }
 }
@@ -339,6 +342,17 @@ pub struct Counts {
     pub jobs: JobCounts,
     /// Jobs by state for each destination that has jobs.
     pub per_destination: BTreeMap<String, JobCounts>,
+}
+
+/// How long spool files are kept once nothing more will be sent ([`crate::ForwardQueue::purgeable`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// After the last job was delivered or dropped by an operator, or after routing when no
+    /// route sent the instance anywhere (`[spool] retention_secs`).
+    pub finished: Duration,
+    /// After a job became a dead letter on its own (refused, or out of attempts), so that an
+    /// operator can still retry it (`[spool] dead_letter_retention_secs`).
+    pub dead_letters: Duration,
 }
 
 /// What start-up recovery did.

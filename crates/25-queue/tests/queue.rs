@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use radroute_queue::{
-    ForwardQueue, InstanceState, JobFilter, JobState, NewInstance, Outcome, QueueError,
+    ForwardQueue, InstanceState, JobFilter, JobState, NewInstance, Outcome, QueueError, Retention,
     RetryPolicy, SqliteQueue, UnixMillis,
 };
 
@@ -99,24 +99,32 @@ fn full_state_machine() {
         .unwrap();
     assert_eq!(state, JobState::Delivered);
     assert!(
-        q.purgeable(at(100), Duration::ZERO, 10).unwrap().is_empty(),
+        q.purgeable(at(100), Retention::default(), 10)
+            .unwrap()
+            .is_empty(),
         "ai pending"
     );
-    assert!(matches!(
-        q.mark_done("a", at(2)),
-        Err(QueueError::InstanceState { .. })
-    ));
+    assert!(
+        matches!(
+            q.mark_done("a", at(2)),
+            Err(QueueError::InstanceState { .. })
+        ),
+        "ai still queued"
+    );
 
     let ai = q.lease("ai", 10, at(3)).unwrap();
     q.complete(ai[0].id, &Outcome::Delivered { status: 0xB000 }, at(3))
         .unwrap();
     assert_eq!(
-        q.purgeable(at(3), Duration::ZERO, 10).unwrap(),
+        q.purgeable(at(3), Retention::default(), 10).unwrap(),
         vec!["a".to_string()]
     );
     q.mark_done("a", at(4)).unwrap();
     q.mark_done("a", at(4)).unwrap(); // idempotent
-    assert!(q.purgeable(at(5), Duration::ZERO, 10).unwrap().is_empty());
+    assert!(q
+        .purgeable(at(5), Retention::default(), 10)
+        .unwrap()
+        .is_empty());
 
     let counts = q.counts().unwrap();
     assert_eq!(counts.instances.done, 1);
@@ -223,10 +231,14 @@ fn retry_backoff_schedule_then_dead_after_max_attempts() {
     assert_eq!(dead[0].attempts, 6);
     assert_eq!(dead[0].last_error.as_deref(), Some("association rejected"));
     assert_eq!(q.next_due("pacs").unwrap(), None);
-    assert!(q
-        .purgeable(at(1000), Duration::ZERO, 10)
-        .unwrap()
-        .is_empty());
+    // The dead letter keeps its files for the dead-letter retention (counted from its death,
+    // the sixth attempt at t = 23 s), then they may go.
+    let keep = Retention {
+        finished: Duration::ZERO,
+        dead_letters: Duration::from_secs(1000),
+    };
+    assert!(q.purgeable(at(1000), keep, 10).unwrap().is_empty());
+    assert_eq!(q.purgeable(at(1023), keep, 10).unwrap(), ["a"]);
 }
 
 #[test]
@@ -312,23 +324,231 @@ fn routing_errors_are_typed() {
     ));
 }
 
+/// Found #5 of issue 10: an instance routed nowhere used to become `done` at once and was never
+/// listed by `purgeable`, so its files stayed forever.
 #[test]
-fn routed_nowhere_is_done_kept_and_never_purgeable() {
+fn routed_nowhere_is_purged_after_the_retention() {
     let dir = tempfile::tempdir().unwrap();
     let q = open(dir.path());
     q.add_instance(&inst("a", None, T0)).unwrap();
-    q.route_instance("a", None, Some("no rule matched"), &[], T0)
+    q.route_instance("a", None, Some("dropped by rule qa"), &[], at(10))
         .unwrap();
+    let detail = q.instance("a").unwrap().unwrap();
+    assert_eq!(detail.instance.state, InstanceState::Routed);
+    assert_eq!(
+        detail.instance.processing_note.as_deref(),
+        Some("dropped by rule qa")
+    );
+    assert!(detail.jobs.is_empty());
+    assert!(q.pending_processing(10).unwrap().is_empty());
+    let keep = Retention {
+        finished: Duration::from_secs(60),
+        dead_letters: Duration::from_secs(3600),
+    };
+    assert!(q.purgeable(at(69), keep, 10).unwrap().is_empty());
+    assert_eq!(q.purgeable(at(70), keep, 10).unwrap(), ["a"]);
+    q.mark_done("a", at(70)).unwrap();
     let detail = q.instance("a").unwrap().unwrap();
     assert_eq!(detail.instance.state, InstanceState::Done);
     assert_eq!(
         detail.instance.processing_note.as_deref(),
-        Some("no rule matched")
+        Some("dropped by rule qa"),
+        "the note stays for the record"
     );
-    assert!(detail.jobs.is_empty());
-    assert!(q.purgeable(at(100), Duration::ZERO, 10).unwrap().is_empty());
-    assert!(q.pending_processing(10).unwrap().is_empty());
+    assert!(q.purgeable(at(1000), keep, 10).unwrap().is_empty());
 }
+
+/// Found #5 of issue 10: jobs given up by the operator and dead letters kept their files
+/// forever. Operator-dropped jobs count as finished (normal retention); dead letters wait for
+/// the dead-letter retention; a queued or in-flight job holds the files.
+#[test]
+fn dropped_and_dead_jobs_are_purged_after_their_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = open(dir.path());
+    let keep = Retention {
+        finished: Duration::from_secs(10),
+        dead_letters: Duration::from_secs(100),
+    };
+    // "dropped": one job dropped by the operator while queued.
+    routed(&q, "dropped", &["pacs"], T0);
+    let job = q.list_jobs(&JobFilter::default()).unwrap()[0].id;
+    q.drop_job(job, at(1)).unwrap();
+    // "dead": refused by the destination.
+    routed(&q, "dead", &["ai"], T0);
+    let j = q.lease("ai", 1, T0).unwrap().remove(0);
+    let refused = Outcome::Dead {
+        error: "refused".into(),
+        status: Some(0xA900),
+    };
+    q.complete(j.id, &refused, at(1)).unwrap();
+    // "mixed": delivered to pacs at 5, dropped for ai at 1.
+    routed(&q, "mixed", &["pacs", "ai"], T0);
+    let p = q.lease("pacs", 1, T0).unwrap().remove(0);
+    q.complete(p.id, &Outcome::Delivered { status: 0 }, at(5))
+        .unwrap();
+    let a = q.lease("ai", 1, T0).unwrap().remove(0);
+    q.drop_job(a.id, at(1)).unwrap(); // dropped while in flight
+                                      // "busy": one job still queued holds the files whatever the other did.
+    routed(&q, "busy", &["pacs", "ai"], T0);
+    let b = q.lease("ai", 1, T0).unwrap().remove(0);
+    q.complete(b.id, &refused, at(1)).unwrap();
+
+    assert!(q.purgeable(at(10), keep, 10).unwrap().is_empty());
+    assert_eq!(q.purgeable(at(11), keep, 10).unwrap(), ["dropped"]);
+    assert_eq!(q.purgeable(at(15), keep, 10).unwrap(), ["dropped", "mixed"]);
+    assert_eq!(
+        q.purgeable(at(101), keep, 10).unwrap(),
+        ["dead", "dropped", "mixed"]
+    );
+    // A job still to send: never purgeable, and mark_done refuses it.
+    assert!(matches!(
+        q.mark_done("busy", at(1000)),
+        Err(QueueError::InstanceState { .. })
+    ));
+    for id in ["dropped", "dead", "mixed"] {
+        q.mark_done(id, at(101)).unwrap();
+    }
+    assert!(q.purgeable(at(10_000), keep, 10).unwrap().is_empty());
+    assert_eq!(q.counts().unwrap().instances.done, 3);
+}
+
+/// A retry of a job whose files were purged is refused with a clear error instead of being
+/// queued to fail; a bulk retry skips it.
+#[test]
+fn retry_after_the_files_were_purged_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = open(dir.path());
+    routed(&q, "gone", &["pacs"], T0);
+    routed(&q, "kept", &["pacs"], T0);
+    let refused = Outcome::Dead {
+        error: "refused".into(),
+        status: Some(0xA900),
+    };
+    for j in q.lease("pacs", 10, T0).unwrap() {
+        q.complete(j.id, &refused, T0).unwrap();
+    }
+    let gone_job = q.instance("gone").unwrap().unwrap().jobs[0].id;
+    q.mark_done("gone", at(1)).unwrap();
+    match q.retry_job(gone_job, at(2)) {
+        Err(e @ QueueError::FilesPurged { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("purged") && text.contains("gone"),
+                "unclear error: {text}"
+            );
+        }
+        other => panic!("expected FilesPurged, got {other:?}"),
+    }
+    assert_eq!(q.retry_dead(None, at(2)).unwrap(), 1, "only the kept one");
+    assert_eq!(q.lease("pacs", 10, at(2)).unwrap()[0].instance_id, "kept");
+    assert_eq!(q.counts().unwrap().jobs.dead, 1);
+}
+
+#[test]
+fn open_instances_and_failing_the_jobs_of_a_lost_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = open(dir.path());
+    routed(&q, "a", &["pacs", "ai"], T0);
+    q.add_instance(&inst("b", None, at(1))).unwrap();
+    routed(&q, "c", &["pacs"], at(2));
+    let c_job = q.lease("pacs", 10, at(2)).unwrap();
+    for j in c_job.iter().filter(|j| j.instance_id == "c") {
+        q.complete(j.id, &Outcome::Delivered { status: 0 }, at(3))
+            .unwrap();
+    }
+    q.mark_done("c", at(4)).unwrap();
+    assert_eq!(
+        q.open_instances().unwrap(),
+        [
+            ("a".to_string(), InstanceState::Routed),
+            ("b".to_string(), InstanceState::Received)
+        ]
+    );
+    // a: pacs in flight, ai queued -> both dead with the reason; attempts unchanged.
+    assert_eq!(q.fail_jobs("a", "spool file missing", at(5)).unwrap(), 2);
+    let jobs = q.instance("a").unwrap().unwrap().jobs;
+    assert!(jobs.iter().all(|j| j.state == JobState::Dead
+        && j.attempts == 0
+        && j.last_error.as_deref() == Some("spool file missing")));
+    assert_eq!(q.fail_jobs("a", "again", at(6)).unwrap(), 0);
+    assert!(q.lease("ai", 10, at(6)).unwrap().is_empty());
+}
+
+/// A queue.sqlite written by the previous release (schema version 2, an instance routed
+/// nowhere marked `done` with its files leaked) opens, and the leaked instance is handed to the
+/// purger; everything else is unchanged.
+#[test]
+fn a_database_of_the_previous_release_opens_and_its_leaks_become_purgeable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.sqlite");
+    {
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute_batch(PREVIOUS_RELEASE_SCHEMA).unwrap();
+        raw.execute_batch(
+            "INSERT INTO instances VALUES ('nowhere', '1.1', '1.2', '1.2.840.10008.1.2.1', NULL, \
+               'MOD', 'RR', '1.2.3.4:5', 1000, 1000, 'done', NULL, 'dropped by rule x', 10);
+             INSERT INTO instances VALUES ('purged', '2.1', '1.2', '1.2.840.10008.1.2.1', NULL, \
+               'MOD', 'RR', '1.2.3.4:5', 1000, 2000, 'done', NULL, NULL, 10);
+             INSERT INTO instances VALUES ('waiting', '3.1', '1.2', '1.2.840.10008.1.2.1', NULL, \
+               'MOD', 'RR', '1.2.3.4:5', 1000, 1000, 'routed', NULL, NULL, 10);
+             INSERT INTO jobs (instance_id, destination, state, attempts, next_attempt_at, \
+               created_at, updated_at, priority) VALUES ('purged', 'pacs', 'delivered', 1, 1000, \
+               1000, 1500, 0), ('waiting', 'pacs', 'queued', 0, 1000, 1000, 1000, 1);
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    }
+    let q = SqliteQueue::open(&path, policy()).unwrap();
+    let state = |id: &str| q.instance(id).unwrap().unwrap().instance.state;
+    assert_eq!(state("nowhere"), InstanceState::Routed);
+    assert_eq!(state("purged"), InstanceState::Done);
+    assert_eq!(state("waiting"), InstanceState::Routed);
+    assert_eq!(
+        q.purgeable(UnixMillis(5000), Retention::default(), 10)
+            .unwrap(),
+        ["nowhere"]
+    );
+    let job = q.lease("pacs", 1, UnixMillis(5000)).unwrap().remove(0);
+    assert_eq!((job.instance_id.as_str(), job.priority), ("waiting", 1));
+}
+
+/// The schema as the previous release (versions 1 and 2) created it.
+const PREVIOUS_RELEASE_SCHEMA: &str = r#"
+CREATE TABLE instances (
+    id                 TEXT PRIMARY KEY NOT NULL,
+    sop_instance_uid   TEXT NOT NULL,
+    sop_class_uid      TEXT NOT NULL,
+    transfer_syntax    TEXT NOT NULL,
+    study_instance_uid TEXT,
+    calling_ae         TEXT NOT NULL,
+    called_ae          TEXT NOT NULL,
+    peer_addr          TEXT NOT NULL,
+    received_at        INTEGER NOT NULL,
+    updated_at         INTEGER NOT NULL,
+    state              TEXT NOT NULL CHECK (state IN ('received', 'routed', 'done')),
+    label              TEXT,
+    processing_note    TEXT,
+    bytes              INTEGER NOT NULL
+);
+CREATE INDEX instances_by_state ON instances (state, received_at);
+CREATE INDEX instances_by_study ON instances (study_instance_uid);
+CREATE TABLE jobs (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance_id     TEXT NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+    destination     TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('queued', 'in_flight', 'delivered', 'dead')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    last_status     INTEGER,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    UNIQUE (instance_id, destination)
+);
+CREATE INDEX jobs_due ON jobs (destination, state, next_attempt_at);
+CREATE INDEX jobs_by_state ON jobs (state);
+ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+"#;
 
 #[test]
 fn purge_waits_for_retention_after_last_delivery() {
@@ -338,7 +558,10 @@ fn purge_waits_for_retention_after_last_delivery() {
     let job = q.lease("pacs", 1, T0).unwrap().remove(0);
     q.complete(job.id, &Outcome::Delivered { status: 0 }, at(10))
         .unwrap();
-    let keep = Duration::from_secs(60);
+    let keep = Retention {
+        finished: Duration::from_secs(60),
+        dead_letters: Duration::ZERO,
+    };
     assert!(q.purgeable(at(69), keep, 10).unwrap().is_empty());
     assert_eq!(q.purgeable(at(70), keep, 10).unwrap(), ["a"]);
     assert!(q.purgeable(at(70), keep, 0).unwrap().is_empty());

@@ -1,5 +1,7 @@
 //! `radroute queue`: counts, job lists, retrying dead letters, dropping jobs. Works on the
-//! queue database directly, so it also works while the node is stopped.
+//! queue database directly, so it also works while the node is stopped. A retry of a job whose
+//! files were purged (`[spool] dead_letter_retention_secs`) fails with the queue's error, and
+//! a dropped job's files are purged after `[spool] retention_secs`.
 
 use radroute_queue::{ForwardQueue, JobFilter, JobState, SqliteQueue, UnixMillis};
 
@@ -97,7 +99,10 @@ pub fn run(cfg: &Config, action: QueueAction) -> Result<(), String> {
             let n = queue
                 .retry_dead(destination.as_deref(), now)
                 .map_err(|e| e.to_string())?;
-            println!("{n} dead-letter job(s) queued again");
+            println!(
+                "{n} dead-letter job(s) queued again (dead letters whose files were purged \
+                 cannot be retried)"
+            );
         }
         QueueAction::Drop { job } => {
             queue.drop_job(job, now).map_err(|e| e.to_string())?;

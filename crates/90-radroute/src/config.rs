@@ -146,8 +146,12 @@ pub struct SpoolConfig {
     /// Spool directory (instances, and the queue database unless `queue.path` is set).
     #[serde(with = "checks::strict_path")]
     pub dir: PathBuf,
-    /// Keep files this long after every destination has them (seconds).
+    /// Keep files this long after every destination has them, or every job still missing was
+    /// dropped by an operator, or no route sent the instance anywhere (seconds).
     pub retention_secs: u64,
+    /// Keep the files of a dead letter (refused, or out of attempts) this long after it died,
+    /// so an operator can still retry it; then they are purged and a retry is refused (seconds).
+    pub dead_letter_retention_secs: u64,
     /// Received instances kept parsed in memory for the processing step (MiB), so it need not
     /// read them back from disk; 0 turns the handoff off. The files are written either way.
     pub handoff_mb: usize,
@@ -158,6 +162,7 @@ impl Default for SpoolConfig {
         SpoolConfig {
             dir: PathBuf::from("/var/lib/radroute"),
             retention_secs: 0,
+            dead_letter_retention_secs: 7 * 24 * 3600,
             handoff_mb: 96,
         }
     }

@@ -15,6 +15,8 @@ mod implicit_destination;
 mod malformed;
 mod reload;
 mod routing_rules;
+mod spool_leaks;
+mod spool_truth;
 mod study_routing;
 mod transfer_syntaxes;
 mod two_destinations;

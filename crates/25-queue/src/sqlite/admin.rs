@@ -87,6 +87,20 @@ pub(super) fn retry_job(conn: &mut Connection, job_id: JobId, now: UnixMillis) -
             state,
         });
     }
+    let (instance_id, instance_state): (String, InstanceState) = tx
+        .query_row(
+            "SELECT i.id, i.state FROM jobs j JOIN instances i ON i.id = j.instance_id \
+             WHERE j.id = ?1",
+            [job_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .ctx(OP)?;
+    if instance_state == InstanceState::Done {
+        return Err(QueueError::FilesPurged {
+            job_id,
+            instance_id,
+        });
+    }
     tx.execute(
         "UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = ?2, updated_at = ?2 \
          WHERE id = ?1",
@@ -106,7 +120,8 @@ pub(super) fn retry_dead(
     let n = tx
         .execute(
             "UPDATE jobs SET state = 'queued', attempts = 0, next_attempt_at = ?2, \
-             updated_at = ?2 WHERE state = 'dead' AND (?1 IS NULL OR destination = ?1)",
+             updated_at = ?2 WHERE state = 'dead' AND (?1 IS NULL OR destination = ?1) \
+             AND instance_id IN (SELECT id FROM instances WHERE state <> 'done')",
             params![destination, now],
         )
         .ctx(OP)?;

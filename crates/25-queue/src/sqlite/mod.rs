@@ -32,8 +32,9 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use crate::{
-    Counts, ForwardQueue, InstanceDetail, InstanceRecord, Job, JobFilter, JobId, JobState, JobView,
-    NewInstance, Outcome, QueueError, RecoveryReport, Result, RetryPolicy, UnixMillis,
+    Counts, ForwardQueue, InstanceDetail, InstanceRecord, InstanceState, Job, JobFilter, JobId,
+    JobState, JobView, NewInstance, Outcome, QueueError, RecoveryReport, Result, Retention,
+    RetryPolicy, UnixMillis,
 };
 
 /// How long a call waits for another connection's write lock before failing.
@@ -139,12 +140,30 @@ impl ForwardQueue for SqliteQueue {
         pipeline::release_stale(&mut self.conn(), leased_before, now)
     }
 
-    fn purgeable(&self, now: UnixMillis, retention: Duration, limit: usize) -> Result<Vec<String>> {
-        pipeline::purgeable(&self.conn(), now.saturating_sub(retention), limit)
+    fn purgeable(
+        &self,
+        now: UnixMillis,
+        retention: Retention,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        pipeline::purgeable(
+            &self.conn(),
+            now.saturating_sub(retention.finished),
+            now.saturating_sub(retention.dead_letters),
+            limit,
+        )
     }
 
     fn mark_done(&self, id: &str, now: UnixMillis) -> Result<()> {
         pipeline::mark_done(&mut self.conn(), id, now)
+    }
+
+    fn open_instances(&self) -> Result<Vec<(String, InstanceState)>> {
+        pipeline::open_instances(&self.conn())
+    }
+
+    fn fail_jobs(&self, id: &str, error: &str, now: UnixMillis) -> Result<usize> {
+        pipeline::fail_jobs(&mut self.conn(), id, error, now)
     }
 
     fn counts(&self) -> Result<Counts> {

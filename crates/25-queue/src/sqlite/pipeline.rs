@@ -7,6 +7,7 @@ use rusqlite::{
     params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
 };
 
+use super::admin::DROPPED;
 use super::rows::{self, INSTANCE_COLS};
 use crate::error::Context;
 use crate::{
@@ -111,11 +112,9 @@ pub(super) fn route_instance(
             state,
         });
     }
-    let new_state = if destinations.is_empty() {
-        InstanceState::Done
-    } else {
-        InstanceState::Routed
-    };
+    // With no destination it is still `routed` (with no job): the purger removes its files
+    // after the retention and marks it done, as for a delivered instance.
+    let new_state = InstanceState::Routed;
     {
         let mut insert = tx
             .prepare_cached(
@@ -281,20 +280,31 @@ pub(super) fn release_stale(
 
 pub(super) fn purgeable(
     conn: &Connection,
-    delivered_before: UnixMillis,
+    finished_before: UnixMillis,
+    dead_before: UnixMillis,
     limit: usize,
 ) -> Result<Vec<String>> {
     const OP: &str = "list purgeable";
+    // Delivered and operator-dropped jobs count against `finished_before`, other dead letters
+    // against `dead_before`; an instance without jobs (routed nowhere) against its routing time.
     let mut stmt = conn
         .prepare_cached(
-            "SELECT i.id FROM instances i JOIN jobs j ON j.instance_id = i.id \
+            "SELECT i.id FROM instances i LEFT JOIN jobs j ON j.instance_id = i.id \
              WHERE i.state = 'routed' GROUP BY i.id \
-             HAVING SUM(j.state <> 'delivered') = 0 AND MAX(j.updated_at) <= ?1 \
-             ORDER BY i.received_at, i.id LIMIT ?2",
+             HAVING COALESCE(SUM(j.state IN ('queued', 'in_flight')), 0) = 0 \
+             AND (COUNT(j.id) > 0 OR i.updated_at <= ?1) \
+             AND COALESCE(MAX(CASE WHEN j.state = 'delivered' \
+                 OR (j.state = 'dead' AND j.last_error = ?3) THEN j.updated_at END), 0) <= ?1 \
+             AND COALESCE(MAX(CASE WHEN j.state = 'dead' AND j.last_error IS NOT ?3 \
+                 THEN j.updated_at END), 0) <= ?2 \
+             ORDER BY i.received_at, i.id LIMIT ?4",
         )
         .ctx(OP)?;
     let rows = stmt
-        .query_map(params![delivered_before, rows::limit(limit)], |r| r.get(0))
+        .query_map(
+            params![finished_before, dead_before, DROPPED, rows::limit(limit)],
+            |r| r.get(0),
+        )
         .ctx(OP)?;
     rows.collect::<rusqlite::Result<_>>().ctx(OP)
 }
@@ -313,16 +323,17 @@ pub(super) fn mark_done(conn: &mut Connection, id: &str, now: UnixMillis) -> Res
             })
         }
     }
-    let undelivered: i64 = tx
+    let active: i64 = tx
         .query_row(
-            "SELECT COUNT(*) FROM jobs WHERE instance_id = ?1 AND state <> 'delivered'",
+            "SELECT COUNT(*) FROM jobs WHERE instance_id = ?1 \
+             AND state IN ('queued', 'in_flight')",
             [id],
             |r| r.get(0),
         )
         .ctx(OP)?;
-    if undelivered > 0 {
+    if active > 0 {
         return Err(QueueError::InstanceState {
-            op: "mark done (undelivered jobs) of",
+            op: "mark done (jobs still to send) of",
             id: id.to_owned(),
             state: InstanceState::Routed,
         });
@@ -333,4 +344,34 @@ pub(super) fn mark_done(conn: &mut Connection, id: &str, now: UnixMillis) -> Res
     )
     .ctx(OP)?;
     tx.commit().ctx(OP)
+}
+
+pub(super) fn open_instances(conn: &Connection) -> Result<Vec<(String, InstanceState)>> {
+    const OP: &str = "list open instances";
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, state FROM instances WHERE state <> 'done' ORDER BY received_at, id",
+        )
+        .ctx(OP)?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).ctx(OP)?;
+    rows.collect::<rusqlite::Result<_>>().ctx(OP)
+}
+
+pub(super) fn fail_jobs(
+    conn: &mut Connection,
+    id: &str,
+    error: &str,
+    now: UnixMillis,
+) -> Result<usize> {
+    const OP: &str = "fail jobs";
+    let tx = write_tx(conn, OP)?;
+    let n = tx
+        .execute(
+            "UPDATE jobs SET state = 'dead', last_error = ?2, updated_at = ?3 \
+             WHERE instance_id = ?1 AND state IN ('queued', 'in_flight')",
+            params![id, error, now],
+        )
+        .ctx(OP)?;
+    tx.commit().ctx(OP)?;
+    Ok(n)
 }

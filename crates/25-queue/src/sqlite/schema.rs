@@ -12,6 +12,13 @@
 //! - `jobs(id INTEGER PK AUTOINCREMENT (never reused), instance_id FK, destination,
 //!   state queued|in_flight|delivered|dead, attempts, next_attempt_at, last_error NULL,
 //!   last_status NULL, created_at, updated_at, UNIQUE(instance_id, destination))`
+//!
+//! Version 2: `jobs.priority` (-1 low, 0 medium, 1 high).
+//!
+//! Version 3 (data only): `done` now means "files purged". Earlier releases marked an
+//! instance routed nowhere (a drop route, no matching route) `done` at once and never purged
+//! its files; the migration turns those rows (`done` without any job) back to `routed`, so the
+//! purger removes the files they leaked and marks them `done` again.
 
 use std::path::Path;
 
@@ -63,6 +70,11 @@ CREATE INDEX jobs_by_state ON jobs (state);
 "#,
     r#"
 ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+"#,
+    r#"
+UPDATE instances SET state = 'routed'
+ WHERE state = 'done'
+   AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.instance_id = instances.id);
 "#,
 ];
 

@@ -1,7 +1,7 @@
 //! `/api/v1`: the REST API over the forward queue, and its JSON shapes (DTOs).
 //!
 //! Errors are `{"error": "..."}` with 400 (bad parameter), 401 (token), 404 (unknown job,
-//! instance, study or endpoint), 409 (job in the wrong state), 500 (database error).
+//! instance, study or endpoint), 409 (job in the wrong state, or its files purged), 500 (database error).
 
 use std::collections::BTreeMap;
 
@@ -70,7 +70,9 @@ impl From<QueueError> for ApiError {
             QueueError::UnknownJob { .. } | QueueError::UnknownInstance { .. } => {
                 StatusCode::NOT_FOUND
             }
-            QueueError::JobState { .. } | QueueError::InstanceState { .. } => StatusCode::CONFLICT,
+            QueueError::JobState { .. }
+            | QueueError::InstanceState { .. }
+            | QueueError::FilesPurged { .. } => StatusCode::CONFLICT,
             QueueError::DuplicateInstance { .. } => StatusCode::CONFLICT,
             _ => {
                 warn!(error = %e, "admin API: queue error");
@@ -377,7 +379,8 @@ pub async fn counts(State(state): State<AdminState>) -> ApiResult<CountsDto> {
     Ok(Json(CountsDto::from(&counts)))
 }
 
-/// `POST /api/v1/jobs/{id}/retry`: a dead (or queued) job is due now, attempts reset.
+/// `POST /api/v1/jobs/{id}/retry`: a dead (or queued) job is due now, attempts reset; 409 once
+/// its instance's files were purged (dead-letter retention over).
 pub async fn retry_job(
     State(state): State<AdminState>,
     Path(id): Path<String>,
@@ -411,7 +414,8 @@ pub async fn drop_job(
     }))
 }
 
-/// `POST /api/v1/jobs/retry-dead?destination=`: every dead letter (of one destination).
+/// `POST /api/v1/jobs/retry-dead?destination=`: every dead letter (of one destination) whose
+/// files are still in the spool.
 pub async fn retry_dead(
     State(state): State<AdminState>,
     Query(q): Query<DestinationQuery>,

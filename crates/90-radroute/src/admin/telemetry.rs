@@ -44,6 +44,9 @@ pub const QUEUE_JOBS: &str = "radroute_queue_jobs";
 pub const QUEUE_INSTANCES: &str = "radroute_queue_instances";
 /// Free bytes on the spool's file system. Gauge, read at scrape time.
 pub const SPOOL_FREE_BYTES: &str = "radroute_spool_free_bytes";
+/// What start-up recovery did where spool and queue disagreed, by `action` (`reingested`,
+/// `quarantined`, `missing`, `purge_finished`). Counter (recorded by node/recover.rs).
+pub const SPOOL_RECOVERED: &str = "radroute_spool_recovered_total";
 
 /// Histogram buckets of [`STAGE_SECONDS`] (1 ms to 1 min).
 pub const STAGE_BUCKETS: &[f64] = &[
@@ -96,6 +99,10 @@ fn describe() {
     describe_gauge!(MODEL_LOADED, "1 when the body-part model is loaded");
     describe_gauge!(QUEUE_JOBS, "Forward jobs by destination and state");
     describe_gauge!(QUEUE_INSTANCES, "Instances by pipeline state");
+    describe_counter!(
+        SPOOL_RECOVERED,
+        "Start-up recovery actions where spool and queue disagreed, by action"
+    );
     describe_gauge!(
         SPOOL_FREE_BYTES,
         Unit::Bytes,

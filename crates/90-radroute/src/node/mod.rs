@@ -10,6 +10,7 @@ mod handoff;
 pub mod label;
 mod process;
 mod purge;
+mod recover;
 mod store;
 mod validate;
 
@@ -17,8 +18,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use radroute_queue::{ForwardQueue, SqliteQueue, UnixMillis};
-use radroute_spool::{FileKind, Spool};
+use radroute_queue::{ForwardQueue, SqliteQueue};
+use radroute_spool::Spool;
 use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
 
@@ -72,9 +73,8 @@ pub struct NodeState {
     pub model_loaded: Option<bool>,
 }
 
-/// Opens the spool and the queue, and recovers what a crash left: in-flight jobs go back to the
-/// queue, received-but-unprocessed instances are processed again, and spool files that never
-/// made it into the queue (never acknowledged) are removed.
+/// Opens the spool and the queue. `serve` then recovers what a crash or a lost database left
+/// (node/recover.rs): the spool is the source of truth.
 pub fn open_storage(cfg: &Config) -> Result<(Arc<Spool>, Arc<SqliteQueue>), NodeError> {
     let spool = Spool::open(&cfg.spool.dir).map_err(|source| NodeError::Spool {
         path: cfg.spool.dir.display().to_string(),
@@ -87,34 +87,6 @@ pub fn open_storage(cfg: &Config) -> Result<(Arc<Spool>, Arc<SqliteQueue>), Node
             source,
         })?;
     Ok((Arc::new(spool), Arc::new(queue)))
-}
-
-fn recover(spool: &Spool, queue: &dyn ForwardQueue) {
-    match queue.recover(UnixMillis::now()) {
-        Ok(report) => info!(
-            requeued_jobs = report.requeued_jobs,
-            unprocessed_instances = report.received_instances,
-            "queue recovered"
-        ),
-        Err(e) => warn!(error = %e, "queue recovery failed"),
-    }
-    match spool.list(FileKind::Incoming) {
-        Ok(ids) => {
-            let mut orphans = 0;
-            for id in ids {
-                if matches!(queue.instance(id.as_str()), Ok(None)) {
-                    // Written but never committed to the queue, so never acknowledged: the
-                    // sender still has it and will send it again.
-                    let _ = spool.remove(&id);
-                    orphans += 1;
-                }
-            }
-            if orphans > 0 {
-                warn!(orphans, "removed spool files that were never acknowledged");
-            }
-        }
-        Err(e) => warn!(error = %e, "cannot list spool"),
-    }
 }
 
 /// `radroute serve`: runs the node until SIGTERM or SIGINT.
@@ -130,7 +102,15 @@ pub fn run(cfg: Config) -> Result<(), NodeError> {
 async fn serve(cfg: Config) -> Result<(), NodeError> {
     let (spool, queue) = open_storage(&cfg)?;
     let queue: Arc<dyn ForwardQueue> = queue;
-    recover(&spool, queue.as_ref());
+    {
+        let (spool, queue) = (spool.clone(), queue.clone());
+        let ae_title = cfg.node.ae_title.clone();
+        tokio::task::spawn_blocking(move || {
+            recover::recover(&spool, queue.as_ref(), &ae_title)
+        })
+        .await
+        .map_err(|e| NodeError::Config(format!("start-up recovery failed: {e}")))?;
+    }
     let rules = cfg.rules().map_err(NodeError::Config)?;
     let scp_options = cfg.scp_options().map_err(NodeError::Config)?;
 
@@ -223,7 +203,10 @@ async fn serve(cfg: Config) -> Result<(), NodeError> {
     tasks.spawn(purge::run(
         queue.clone(),
         spool.clone(),
-        Duration::from_secs(cfg.spool.retention_secs),
+        radroute_queue::Retention {
+            finished: Duration::from_secs(cfg.spool.retention_secs),
+            dead_letters: Duration::from_secs(cfg.spool.dead_letter_retention_secs),
+        },
         wake_purge.clone(),
         stop_rx.clone(),
     ));

@@ -79,7 +79,8 @@ impl StoreHandler for SpoolingHandler {
     }
 }
 
-fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
+/// The trimmed text of `tag` in `obj`; `None` when absent or empty.
+pub(super) fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
     let value = obj.element_opt(tag).ok().flatten()?.to_str().ok()?;
     let value = value.trim_end_matches(['\0', ' ']).trim();
     (!value.is_empty()).then(|| value.to_string())
