@@ -115,7 +115,7 @@ pub const DEFAULT_TRANSFER_SYNTAXES: &[(&str, &str)] = &[
     ("1.2.840.10008.1.2", "Implicit VR Little Endian"),
     ("1.2.840.10008.1.2.2", "Explicit VR Big Endian"),
     (
-        "1.2.840.10008.1.2.1.99",
+        radroute_dataset::DEFLATED_EXPLICIT_VR_LE,
         "Deflated Explicit VR Little Endian",
     ),
     ("1.2.840.10008.1.2.5", "RLE Lossless"),

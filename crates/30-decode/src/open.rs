@@ -32,14 +32,13 @@ pub fn open_dicom(path: &Path) -> Result<DefaultDicomObject, DecodeError> {
 fn encapsulation_terminated(path: &Path, obj: &DefaultDicomObject) -> bool {
     use dicom_core::value::Value;
     use std::io::{Read, Seek, SeekFrom};
-    const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
     const DELIMITER: [u8; 8] = [0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0];
     let pixel = dicom_dictionary_std::tags::PIXEL_DATA;
     let Ok(elem) = obj.element(pixel) else {
         return true;
     };
     if !matches!(elem.value(), Value::PixelSequence(_))
-        || obj.meta().transfer_syntax().trim_end_matches('\0') == DEFLATED
+        || radroute_dataset::is_deflated(obj.meta().transfer_syntax())
         || obj.iter().any(|e| e.header().tag > pixel)
     {
         return true;

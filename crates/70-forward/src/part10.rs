@@ -11,8 +11,6 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use dicom_encoding::TransferSyntaxIndex;
-
 use crate::pdata::{DataSet, FileRange};
 use dicom_object::file::ReadPreamble;
 use dicom_object::OpenFileOptions;
@@ -20,14 +18,13 @@ use dicom_pixeldata::Transcode;
 use dicom_transfer_syntax_registry::entries::{
     EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
 };
-use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
 /// Explicit VR Little Endian.
 pub const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
 /// Implicit VR Little Endian.
 pub const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
 /// Deflated Explicit VR Little Endian.
-pub const DEFLATED_EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1.99";
+pub use radroute_dataset::DEFLATED_EXPLICIT_VR_LE;
 
 /// Why a spooled file could not be prepared for sending.
 #[derive(Debug, thiserror::Error)]
@@ -139,47 +136,9 @@ pub fn to_uncompressed(file: &[u8], implicit: bool) -> Result<Vec<u8>, Part10Err
     Ok(out)
 }
 
-/// Offset of the top-level Pixel Data element's header (7FE0,0010) in a data set encoded in
-/// `ts_uid`, walking element headers only (values are skipped, sequences and encapsulated
-/// fragments are stepped over). `None` when the data set has no top-level Pixel Data, ends
-/// before it, is deflated or is in a syntax whose headers this walk cannot read.
-pub fn pixel_data_offset(dataset: &[u8], ts_uid: &str) -> Option<usize> {
-    const PIXEL_DATA: (u16, u16) = (0x7FE0, 0x0010);
-    // Deflated Explicit VR LE and JPIP Referenced Deflate: the bytes are not element headers.
-    if [DEFLATED_EXPLICIT_VR_LE, "1.2.840.10008.1.2.4.95"].contains(&ts_uid) {
-        return None;
-    }
-    let ts = TransferSyntaxRegistry.get(ts_uid)?;
-    let decoder = ts.decoder_for::<&[u8]>()?;
-    let mut rest = dataset;
-    // Nesting in sequences and encapsulated pixel data of undefined length.
-    let mut depth = 0usize;
-    while rest.len() >= 8 {
-        let at = dataset.len() - rest.len();
-        let (header, _) = decoder.decode_header(&mut rest).ok()?;
-        let tag = (header.tag.group(), header.tag.element());
-        let len = header.len.get().map(|n| n as usize);
-        if tag.0 == 0xFFFE {
-            match (tag.1, len) {
-                // A defined-length item (sequence item or pixel fragment): nothing in it is
-                // top-level.
-                (0xE000, Some(n)) => rest = rest.get(n..)?,
-                (0xE0DD, _) => depth = depth.checked_sub(1)?,
-                // Undefined-length items are walked into; their delimiters need no bookkeeping.
-                _ => {}
-            }
-            continue;
-        }
-        if depth == 0 && tag >= PIXEL_DATA {
-            return (tag == PIXEL_DATA).then_some(at);
-        }
-        match len {
-            Some(n) => rest = rest.get(n..)?,
-            None => depth += 1,
-        }
-    }
-    None
-}
+/// Offset of the top-level Pixel Data element's header in a data set: the one element-header
+/// walker of `radroute-dataset`, which also checks every declared length on the way.
+pub use radroute_dataset::pixel_data_offset;
 
 /// Where the top-level Pixel Data element starts in the Part-10 file `incoming` (a byte offset
 /// from the start of the file), if it has one this walk can find ([`pixel_data_offset`]): the
@@ -187,12 +146,12 @@ pub fn pixel_data_offset(dataset: &[u8], ts_uid: &str) -> Option<usize> {
 /// it writes a header file, so the forwarder never meets a header it cannot join. Blocking I/O.
 pub fn splice_point(incoming: &Path, ts_uid: &str) -> Result<Option<u64>, Part10Error> {
     let (mut file, _, head) = read_head(incoming)?;
-    match find_pixels(&head, ts_uid)? {
+    match splice_offset(&head, ts_uid)? {
         Some(at) => Ok(Some(at as u64)),
         None if head.len() as u64 == HEAD => {
             let mut all = head;
             file.read_to_end(&mut all).map_err(io_error(incoming))?;
-            Ok(find_pixels(&all, ts_uid)?.map(|p| p as u64))
+            Ok(splice_offset(&all, ts_uid)?.map(|p| p as u64))
         }
         None => Ok(None),
     }
@@ -220,8 +179,9 @@ fn read_head(path: &Path) -> Result<(std::fs::File, u64, Vec<u8>), Part10Error> 
     Ok((file, len, head))
 }
 
-/// Offset of the top-level Pixel Data in the Part-10 bytes `file` (from the file's start).
-fn find_pixels(file: &[u8], ts_uid: &str) -> Result<Option<usize>, Part10Error> {
+/// Offset of the top-level Pixel Data in the Part-10 bytes `file` (from the file's start), or
+/// of a prefix of them: the splice point of [`splice_point`], on bytes (fuzzed as such).
+pub fn splice_offset(file: &[u8], ts_uid: &str) -> Result<Option<usize>, Part10Error> {
     let offset = dataset_offset(file)?;
     Ok(pixel_data_offset(&file[offset..], ts_uid).map(|p| offset + p))
 }
@@ -244,43 +204,6 @@ mod tests {
         }
         out.extend_from_slice(value);
         out
-    }
-
-    fn item(element: u16, len: u32, value: &[u8]) -> Vec<u8> {
-        let mut out = vec![0xFE, 0xFF];
-        out.extend_from_slice(&element.to_le_bytes());
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(value);
-        out
-    }
-
-    #[test]
-    fn finds_top_level_pixel_data_past_nested_ones() {
-        let mut data = explicit((0x0008, 0x0018), b"UI", b"1.2.3.4\0", None);
-        // Icon Image Sequence (undefined length) whose item holds its own Pixel Data.
-        data.extend(explicit((0x0088, 0x0200), b"SQ", &[], Some(u32::MAX)));
-        let mut icon = explicit((0x0028, 0x0010), b"US", &[2, 0], None);
-        icon.extend(explicit((0x7FE0, 0x0010), b"OB", &[], Some(u32::MAX)));
-        icon.extend(item(0xE000, 0, &[]));
-        icon.extend(item(0xE000, 2, &[9, 9]));
-        icon.extend(item(0xE0DD, 0, &[]));
-        data.extend(item(0xE000, u32::MAX, &icon));
-        data.extend(item(0xE00D, 0, &[]));
-        data.extend(item(0xE0DD, 0, &[]));
-        // A defined-length sequence too.
-        let inner = item(0xE000, 8, &explicit((0x7FE0, 0x0010), b"OB", &[], Some(0)));
-        data.extend(explicit((0x0400, 0x0561), b"SQ", &inner, None));
-        let at = data.len();
-        data.extend(explicit((0x7FE0, 0x0010), b"OW", &[1, 2, 3, 4], None));
-        data.extend(explicit((0xFFFC, 0xFFFC), b"OB", &[0, 0], None));
-        assert_eq!(pixel_data_offset(&data, EXPLICIT_VR_LE), Some(at));
-        // Without top-level Pixel Data: trailing padding is not taken for it.
-        let mut no_pixels = data[..at].to_vec();
-        no_pixels.extend(explicit((0xFFFC, 0xFFFC), b"OB", &[0, 0], None));
-        assert_eq!(pixel_data_offset(&no_pixels, EXPLICIT_VR_LE), None);
-        // Cut short before Pixel Data.
-        assert_eq!(pixel_data_offset(&data[..at - 3], EXPLICIT_VR_LE), None);
-        assert_eq!(pixel_data_offset(&data, DEFLATED_EXPLICIT_VR_LE), None);
     }
 
     /// A Part-10 file with an empty file meta group around `dataset`.

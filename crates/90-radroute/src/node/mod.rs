@@ -12,7 +12,6 @@ mod process;
 mod purge;
 mod recover;
 mod store;
-mod validate;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -231,6 +230,7 @@ async fn serve(cfg: Config) -> Result<(), NodeError> {
         handoff,
         backlog,
         max_unprocessed: max_unprocessed.clone(),
+        max_inflated: cfg.node.max_instance_mb << 20,
     });
     let (scp_tx, scp_rx) = watch::channel(Arc::new(scp_options));
     let scp = radroute_receive::serve(listener, scp_rx, handler, shutdown_signal());

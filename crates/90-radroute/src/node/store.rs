@@ -9,9 +9,7 @@ use std::sync::Arc;
 
 use dicom_core::{DataElement, PrimitiveValue, Tag};
 use dicom_dictionary_std::tags;
-use dicom_encoding::TransferSyntaxIndex;
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
-use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use radroute_dimse::Status;
 use radroute_queue::{ForwardQueue, NewInstance, UnixMillis};
 use radroute_receive::{IncomingInstance, StoreHandler, StoreResult};
@@ -39,6 +37,8 @@ pub struct SpoolingHandler {
     pub(crate) backlog: Arc<super::backlog::Backlog>,
     /// `[node] max_unprocessed`; an atomic so a configuration reload can change it.
     pub(crate) max_unprocessed: Arc<std::sync::atomic::AtomicUsize>,
+    /// Largest inflated size of a Deflated data set (bytes; `[node] max_instance_mb`).
+    pub(crate) max_inflated: usize,
 }
 
 impl StoreHandler for SpoolingHandler {
@@ -46,11 +46,12 @@ impl StoreHandler for SpoolingHandler {
         let spool = self.spool.clone();
         let queue = self.queue.clone();
         let handoff = self.handoff.clone();
+        let max_inflated = self.max_inflated;
         let min_free = self
             .min_free_bytes
             .load(std::sync::atomic::Ordering::Relaxed);
         let result = tokio::task::spawn_blocking(move || {
-            store_blocking(&spool, queue.as_ref(), &handoff, min_free, instance)
+            store_blocking(&spool, queue.as_ref(), &handoff, min_free, max_inflated, instance)
         })
         .await
         .unwrap_or_else(|e| {
@@ -91,6 +92,7 @@ fn store_blocking(
     queue: &dyn ForwardQueue,
     handoff: &Handoff,
     min_free: u64,
+    max_inflated: usize,
     instance: IncomingInstance,
 ) -> StoreResult {
     if min_free > 0 {
@@ -107,26 +109,24 @@ fn store_blocking(
             Err(e) => warn!(error = %e, "cannot read spool free space"),
         }
     }
-    let Some(ts) = TransferSyntaxRegistry.get(&instance.transfer_syntax) else {
-        return StoreResult::failure(Status::CANNOT_UNDERSTAND, "unknown transfer syntax");
-    };
-    if super::validate::declares_length_beyond_data(&instance.data, ts) {
-        metrics::counter!("radroute_store_refused_total", "reason" => "unparseable").increment(1);
-        return StoreResult::failure(
-            Status::CANNOT_UNDERSTAND,
-            "data set does not parse: an element or fragment is longer than the data received",
-        );
-    }
-    // Parse the data set: what radroute cannot read, it must not acknowledge. Native Pixel Data
-    // at the end is raw bytes whose length the walk above checked: parse the header alone and
-    // hand the pixels on as received (below), without a 10 MB copy into the object.
-    let native = super::validate::native_pixels_at_end(&instance.data, ts.uid());
-    let parsed = match native {
-        Some(n) => InMemDicomObject::read_dataset_with_ts(&instance.data[..n.element], ts),
-        None => InMemDicomObject::read_dataset_with_ts(&instance.data[..], ts),
-    };
-    let mut obj = match parsed {
-        Ok(obj) => obj,
+    // Walk the data set's headers, inflate a Deflated one (at most `max_instance_mb`), then
+    // parse: what radroute cannot read, it must not acknowledge. Native Pixel Data at the end is
+    // raw bytes whose length the walk checked: only the header is parsed and the pixels are
+    // handed on as received (below), without a 10 MB copy into the object.
+    let received = match radroute_dataset::read_received(
+        &instance.data,
+        &instance.transfer_syntax,
+        max_inflated,
+    ) {
+        Ok(received) => received,
+        Err(radroute_dataset::ReadError::Busy) => {
+            metrics::counter!("radroute_store_refused_total", "reason" => "inflate_busy")
+                .increment(1);
+            return StoreResult::failure(
+                Status::OUT_OF_RESOURCES,
+                "busy inflating another deflated data set",
+            );
+        }
         Err(e) => {
             metrics::counter!("radroute_store_refused_total", "reason" => "unparseable")
                 .increment(1);
@@ -136,6 +136,9 @@ fn store_blocking(
             );
         }
     };
+    // Held to the end of the store: the next deflated data set waits for this one's object.
+    let _inflating = received.inflating;
+    let (mut obj, native) = (received.object, received.native);
     let sop_instance_uid = text(&obj, tags::SOP_INSTANCE_UID).unwrap_or_default();
     if sop_instance_uid != instance.sop_instance_uid {
         metrics::counter!("radroute_store_refused_total", "reason" => "uid_mismatch").increment(1);
