@@ -12,7 +12,9 @@
 //!    - unknown to the queue (a crash between the spool write and the queue commit, a lost or
 //!      older `queue.sqlite`, a wrong `queue.path`): re-ingested as a received instance, with
 //!      what the file says (its meta and the data set header), and then processed and routed
-//!      like any received instance. Never deleted: it may have been acknowledged.
+//!      like any received instance. Never deleted: it may have been acknowledged. The file
+//!      does not record the sender's address or the called AE title: routing sees peer
+//!      0.0.0.0 and this node's AE title (`when.source` routes do not match it).
 //!    - not readable as Part 10 with a SOP Instance UID in its meta: moved to `quarantine/`.
 //!    - `done` in the queue: a purge that was interrupted (the purger marks done first);
 //!      the files are removed.
