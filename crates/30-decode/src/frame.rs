@@ -23,7 +23,7 @@ const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
 const JPEG_LOSSLESS: [&str; 2] = ["1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70"];
 /// Transfer syntaxes whose fragments hold JPEG, JPEG-LS or JPEG 2000 codestreams, which end with
 /// the EOI/EOC marker `FF D9`.
-const MARKER_CODECS: &str = "1.2.840.10008.1.2.4.";
+pub(crate) const MARKER_CODECS: &str = "1.2.840.10008.1.2.4.";
 
 /// Largest frame (rows × columns × samples) decoded; a bigger header is refused before any
 /// codec allocates for it (a mammogram is about 14 M samples).
@@ -75,7 +75,9 @@ pub(crate) struct PixelModule {
     pub frames: u32,
 }
 
-fn read_module(obj: &FileDicomObject<InMemDicomObject>) -> Result<PixelModule, DecodeError> {
+pub(crate) fn read_module(
+    obj: &FileDicomObject<InMemDicomObject>,
+) -> Result<PixelModule, DecodeError> {
     let uid = uid_of(obj);
     let ts = obj
         .meta()
@@ -559,7 +561,7 @@ fn jpeg_fragment(
 
 /// A truncated encapsulated object (cut inside its last fragment) still parses; its last
 /// fragment then lacks the end-of-image/codestream marker `FF D9` (one padding byte allowed).
-fn check_end_marker(
+pub(crate) fn check_end_marker(
     obj: &FileDicomObject<InMemDicomObject>,
     m: &PixelModule,
 ) -> Result<(), DecodeError> {

@@ -8,6 +8,8 @@
 //!   step 0 to a [`GrayImage`] in [0, 1], bright = dense.
 //! - [`decode_frame`]: the stored samples of one frame, for checks and benchmarks.
 //! - [`preprocess()`]: steps 1–4 to a `3×224×224` tensor; [`preprocess_gray`]: steps 1–3.
+//! - [`check_encapsulated`], [`check_frames`]: whether pixel data is whole and plausible, for
+//!   the forwarder, which must not send corrupt compressed pixels on as clean native ones.
 //!
 //! Codecs: dicom-pixeldata (native, deflate, RLE, JPEG baseline/lossless, JPEG-LS through CharLS,
 //! JPEG 2000 and HTJ2K through OpenJPEG) and libjpeg-turbo 3 for 12-bit lossy JPEG. See
@@ -25,6 +27,7 @@ mod lut;
 mod open;
 pub mod preprocess;
 mod table;
+mod verify;
 
 pub use display::{decode_display, decode_display_with_source, to_display, VoiSource};
 pub use error::DecodeError;
@@ -33,6 +36,7 @@ pub use frame::{decode_frame, RawFrame};
 pub use gray::GrayImage;
 pub use open::{load_display, looks_like_dicom, open_dicom};
 pub use preprocess::{preprocess, preprocess_gray, PREPROCESSING_VERSION};
+pub use verify::{check_encapsulated, check_frames};
 
 /// Frame 0 of a DICOM object to the model input `[3, 224, 224]` (steps 0–4): what the daemon
 /// hands to the classifier.

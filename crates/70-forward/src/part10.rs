@@ -39,6 +39,15 @@ pub enum Part10Error {
     /// Transcoding (decompression) failed.
     #[error("cannot convert to Explicit VR Little Endian: {0}")]
     Transcode(String),
+    /// The compressed pixel data is damaged (cut short, or it decodes to the wrong size or to
+    /// noise): sending it decompressed would pass it off as a clean image.
+    #[error("compressed pixel data ({ts}) is corrupt, not sent decompressed: {detail}")]
+    CorruptPixels {
+        /// The compressed transfer syntax.
+        ts: String,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// A spooled file cannot be read.
     #[error("cannot read {path}: {source}")]
     Io {
@@ -115,13 +124,33 @@ pub fn spliced(header: &Path, incoming: &Path, ts_uid: &str) -> Result<DataSet, 
 /// Re-encodes the data set of a Part-10 file uncompressed, in Explicit VR Little Endian or, when
 /// `implicit` is true, Implicit VR Little Endian (for destinations that accept only that),
 /// decoding compressed pixel data. CPU-heavy for compressed input: call from a blocking thread.
+///
+/// Corrupt compressed pixels never come out as clean-looking native ones: a stream cut short
+/// is refused before decoding, and what the codec produced is checked frame by frame (every
+/// sample present, no grayscale frame that looks like noise) before it is written; either fails
+/// with [`Part10Error::CorruptPixels`] (the caller then keeps the original syntax or gives up).
 pub fn to_uncompressed(file: &[u8], implicit: bool) -> Result<Vec<u8>, Part10Error> {
     let mut obj = OpenFileOptions::new()
         .read_preamble(ReadPreamble::Always)
         .from_reader(file)
         .map_err(|e| Part10Error::Parse(e.to_string()))?;
+    let compressed = matches!(
+        obj.element_opt(dicom_dictionary_std::tags::PIXEL_DATA),
+        Ok(Some(e)) if matches!(e.value(), dicom_core::value::Value::PixelSequence(_))
+    );
+    let ts = obj
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches('\0')
+        .to_string();
+    if compressed {
+        damaged(&ts, radroute_decode::check_encapsulated(&obj))?;
+    }
     obj.transcode(&EXPLICIT_VR_LITTLE_ENDIAN.erased())
         .map_err(|e| Part10Error::Transcode(e.to_string()))?;
+    if compressed {
+        damaged(&ts, radroute_decode::check_frames(&obj))?;
+    }
     let target = if implicit {
         IMPLICIT_VR_LITTLE_ENDIAN.erased()
     } else {
@@ -134,6 +163,20 @@ pub fn to_uncompressed(file: &[u8], implicit: bool) -> Result<Vec<u8>, Part10Err
         out.push(0);
     }
     Ok(out)
+}
+
+/// Only a verdict that the pixels are damaged refuses a transcode; a frame radroute cannot
+/// interpret (a pixel format it does not classify) was still decoded by the codec without error.
+fn damaged(ts: &str, check: Result<(), radroute_decode::DecodeError>) -> Result<(), Part10Error> {
+    match check {
+        Err(radroute_decode::DecodeError::CorruptPixelData { detail, .. }) => {
+            Err(Part10Error::CorruptPixels {
+                ts: ts.to_string(),
+                detail,
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Offset of the top-level Pixel Data element's header in a data set: the one element-header

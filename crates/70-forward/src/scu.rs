@@ -464,6 +464,17 @@ async fn send_item<S: Stream + 'static>(
     };
     let data = match payload(item, &ts).await {
         Ok(data) => data,
+        // Say why it had to be converted: corrupt compressed pixels then end as a dead letter
+        // that names the destination that wanted them uncompressed.
+        Err(SendOutcome::Dead { reason, status }) if ts != item.transfer_syntax => {
+            return Ok(SendOutcome::Dead {
+                reason: format!(
+                    "{} does not accept {} for SOP class {}: {reason}",
+                    dest.name, item.transfer_syntax, item.sop_class_uid
+                ),
+                status,
+            })
+        }
         Err(outcome) => return Ok(outcome),
     };
     let peer_max = assoc.acceptor_max_pdu_length();
