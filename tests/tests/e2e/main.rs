@@ -11,6 +11,7 @@ mod classification;
 mod correctness;
 mod crash_recovery;
 mod env_override;
+mod hostile_data_sets;
 mod implicit_destination;
 mod malformed;
 mod reload;
