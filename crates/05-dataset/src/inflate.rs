@@ -2,26 +2,32 @@
 //!
 //! A deflate stream compresses runs of zeros about 1000:1, so a 1 MB data set can inflate to
 //! a gigabyte: the inflated size, not the received one, is what the parse costs. Inflating
-//! here, up to a cap, lets the walk check the inflated bytes and the parser read them without
-//! inflating a second time.
+//! here, up to a cap, lets the walk check the inflated bytes and the parser read them from
+//! memory instead of from the stream.
 
 use std::io::Read;
 
 use crate::walk::Refusal;
 
 /// Inflates the raw deflate stream `data` (PS3.5 A.5: no zlib header) into at most `max`
-/// bytes. Past `max`, or on a corrupt stream, it stops and refuses; the buffer it grew (at most
-/// about twice `max` while growing) is freed before it returns.
+/// bytes. The stream is inflated twice: once to count, into nothing, stopping past `max` (a
+/// bomb is refused having cost CPU only), then into a buffer of exactly the size counted.
 pub fn inflate_bounded(data: &[u8], max: usize) -> Result<Vec<u8>, Refusal> {
     let limit = (max as u64).saturating_add(1);
-    let mut out = Vec::with_capacity(data.len().saturating_mul(4).min(max));
-    flate2::read::DeflateDecoder::new(data)
-        .take(limit)
-        .read_to_end(&mut out)
-        .map_err(|e| Refusal::Inflate(e.to_string()))?;
-    if out.len() > max {
+    let inflate_error = |e: std::io::Error| Refusal::Inflate(e.to_string());
+    let len = std::io::copy(
+        &mut flate2::read::DeflateDecoder::new(data).take(limit),
+        &mut std::io::sink(),
+    )
+    .map_err(inflate_error)?;
+    if len > max as u64 {
         return Err(Refusal::InflatesTooLarge { max });
     }
+    let mut out = Vec::with_capacity(len as usize);
+    flate2::read::DeflateDecoder::new(data)
+        .take(len)
+        .read_to_end(&mut out)
+        .map_err(inflate_error)?;
     Ok(out)
 }
 
