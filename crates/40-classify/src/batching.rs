@@ -13,6 +13,9 @@ use crate::model::{Model, ModelInfo};
 use crate::prediction::Prediction;
 use crate::ClassifyError;
 
+/// Histogram of the images per inference batch (Prometheus name), recorded for every batch.
+pub const BATCH_SIZE_METRIC: &str = "radroute_classify_batch_size";
+
 /// Batch limits.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchConfig {
@@ -190,6 +193,7 @@ fn worker_loop(mut model: Model, rx: Receiver<Job>, config: BatchConfig, counter
         counters.batches.fetch_add(1, Ordering::Relaxed);
         counters.images.fetch_add(n, Ordering::Relaxed);
         counters.max_batch.fetch_max(n, Ordering::Relaxed);
+        metrics::histogram!(BATCH_SIZE_METRIC).record(n as f64);
         if result.is_err() {
             counters.failed.fetch_add(1, Ordering::Relaxed);
         }

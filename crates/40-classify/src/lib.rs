@@ -16,7 +16,7 @@ mod model;
 mod prediction;
 mod runtime;
 
-pub use batching::{BatchConfig, BatchStats, BatchingClassifier};
+pub use batching::{BatchConfig, BatchStats, BatchingClassifier, BATCH_SIZE_METRIC};
 pub use error::ClassifyError;
 pub use manifest::{Manifest, SUPPORTED_PREPROCESSING};
 pub use model::{Model, ModelInfo};

@@ -183,6 +183,10 @@ pub struct QueueConfig {
     pub backoff_max_secs: f64,
     /// Instances sent per association.
     pub batch_size: usize,
+    /// A forward lease older than this is stale (its worker died or lost the outcome) and the
+    /// running node queues the job again (seconds; 0: derived from the destinations' timeouts
+    /// and `batch_size`).
+    pub stale_lease_secs: u64,
 }
 
 impl Default for QueueConfig {
@@ -193,6 +197,7 @@ impl Default for QueueConfig {
             backoff_base_secs: 5.0,
             backoff_max_secs: 600.0,
             batch_size: 32,
+            stale_lease_secs: 0,
         }
     }
 }

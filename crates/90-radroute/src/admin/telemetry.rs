@@ -53,6 +53,9 @@ pub const STAGE_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
+/// Histogram buckets of the classifier's batch sizes (`radroute_classify_batch_size`).
+pub const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 64.0];
+
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the global Prometheus recorder once (with the stage histogram buckets and the
@@ -62,6 +65,12 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(STAGE_SECONDS.into()), STAGE_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(radroute_classify::BATCH_SIZE_METRIC.into()),
+                        BATCH_SIZE_BUCKETS,
+                    )
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let handle = builder.install_recorder().ok()?;
             describe();
@@ -92,6 +101,10 @@ fn describe() {
     describe_counter!(LABELS, "Body-part labels written, by label");
     describe_counter!(ABSTENTIONS, "Instances left unlabelled, by reason");
     describe_histogram!(STAGE_SECONDS, Unit::Seconds, "Latency of a pipeline stage");
+    describe_histogram!(
+        radroute_classify::BATCH_SIZE_METRIC,
+        "Images per inference batch (batched across associations)"
+    );
     describe_gauge!(
         EXECUTION_PROVIDER,
         "1 for the ONNX Runtime execution provider in use"

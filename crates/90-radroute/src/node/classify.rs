@@ -1,7 +1,13 @@
 //! The ONNX labeler: decode (radroute-decode) → classify (radroute-classify, batched across
 //! associations) → write the result into the header (radroute-coerce).
+//!
+//! The processing step runs more instances at once than `[classify] workers` (up to
+//! `workers + max_batch`, node/mod.rs): only `workers` of them decode at a time (the CPU-heavy
+//! step, [`DecodeSlots`]), the others wait for the classifier without holding a decode slot,
+//! so images from several associations meet in one inference batch.
 
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 use std::time::Instant;
 
 use dicom_object::DefaultDicomObject;
@@ -18,6 +24,7 @@ use crate::config::ClassifyConfig;
 /// Labels instances with an ONNX model ensemble.
 pub struct OnnxLabeler {
     classifier: Arc<BatchingClassifier>,
+    decode_slots: DecodeSlots,
     model: radroute_coerce::ModelInfo,
     policy: CoercionPolicy,
 }
@@ -56,6 +63,7 @@ impl OnnxLabeler {
         );
         Ok(OnnxLabeler {
             classifier: Arc::new(classifier),
+            decode_slots: DecodeSlots::new(cfg.workers),
             model: radroute_coerce::ModelInfo {
                 name: info.name,
                 version: info.version,
@@ -76,7 +84,11 @@ impl Labeler for OnnxLabeler {
             return LabelOutcome::default();
         }
         let t0 = Instant::now();
-        let input = match radroute_decode::model_input(obj) {
+        let decoded = {
+            let _slot = self.decode_slots.take();
+            radroute_decode::model_input(obj)
+        };
+        let input = match decoded {
             Ok(input) => input,
             Err(e) => {
                 record::abstention("decode_error");
@@ -150,5 +162,84 @@ impl Labeler for OnnxLabeler {
             note,
             modified: true,
         }
+    }
+}
+
+/// The longest an instance waits for a decode slot; past it, it decodes anyway (the slots only
+/// share the CPU, they protect nothing).
+const MAX_DECODE_WAIT: Duration = Duration::from_secs(60);
+
+/// A counting semaphore for blocking threads: decodes running at once.
+struct DecodeSlots {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// One decode slot, given back when dropped (also when the decoder panics).
+struct DecodeSlot<'a> {
+    slots: &'a DecodeSlots,
+    held: bool,
+}
+
+impl DecodeSlots {
+    fn new(slots: usize) -> DecodeSlots {
+        DecodeSlots {
+            free: Mutex::new(slots.max(1)),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Waits for a free slot (at most [`MAX_DECODE_WAIT`]) and takes it.
+    fn take(&self) -> DecodeSlot<'_> {
+        let free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut free, waited) = self
+            .freed
+            .wait_timeout_while(free, MAX_DECODE_WAIT, |free| *free == 0)
+            .unwrap_or_else(|e| e.into_inner());
+        let held = !waited.timed_out() || *free > 0;
+        if held {
+            *free -= 1;
+        } else {
+            warn!("no decode slot within 60 s: decoding anyway");
+        }
+        DecodeSlot { slots: self, held }
+    }
+}
+
+impl Drop for DecodeSlot<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            *self.slots.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+            self.slots.freed.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn decode_slots_bound_concurrency() {
+        let slots = Arc::new(DecodeSlots::new(2));
+        let (now, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (slots, now, peak) = (slots.clone(), now.clone(), peak.clone());
+                std::thread::spawn(move || {
+                    let _slot = slots.take();
+                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(n, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(20));
+                    now.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), 2);
+        assert_eq!(*slots.free.lock().unwrap(), 2, "every slot given back");
     }
 }

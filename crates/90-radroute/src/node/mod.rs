@@ -12,6 +12,7 @@ mod process;
 mod purge;
 mod recover;
 mod store;
+mod watchdog;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -183,11 +184,17 @@ async fn serve(cfg: Config) -> Result<(), NodeError> {
         handoff: handoff.clone(),
         backlog: backlog.clone(),
     });
-    tasks.spawn(processing.clone().run(
-        wake_processing.clone(),
-        cfg.classify.workers,
-        stop_rx.clone(),
-    ));
+    {
+        let (processing, wake, stop) =
+            (processing.clone(), wake_processing.clone(), stop_rx.clone());
+        let in_flight = processing_in_flight(&cfg);
+        let start = move || {
+            processing
+                .clone()
+                .run(wake.clone(), in_flight, stop.clone())
+        };
+        tasks.spawn(watchdog::supervise("processing", stop_rx.clone(), start));
+    }
     let mut workers = ForwardWorkers {
         senders: HashMap::new(),
         running: HashMap::new(),
@@ -198,7 +205,15 @@ async fn serve(cfg: Config) -> Result<(), NodeError> {
         wake_purge: wake_purge.clone(),
         stop: stop_rx.clone(),
     };
-    workers.apply(cfg.destinations().map_err(NodeError::Config)?, &mut tasks);
+    let destinations = cfg.destinations().map_err(NodeError::Config)?;
+    let (stale_lease_tx, stale_lease) = watch::channel(watchdog::bound(&cfg, &destinations));
+    tasks.spawn(watchdog::run(
+        queue.clone(),
+        stale_lease,
+        wake_forward.clone(),
+        stop_rx.clone(),
+    ));
+    workers.apply(destinations, &mut tasks);
     tasks.spawn(purge::run(
         queue.clone(),
         spool.clone(),
@@ -241,6 +256,7 @@ async fn serve(cfg: Config) -> Result<(), NodeError> {
             scp: scp_tx,
             min_free_bytes,
             max_unprocessed,
+            stale_lease: stale_lease_tx,
         },
         workers,
     );
@@ -263,6 +279,18 @@ async fn serve(cfg: Config) -> Result<(), NodeError> {
     }
     info!("radroute stopped");
     Ok(())
+}
+
+/// Instances the processing step works on at once: `[classify] workers` decode at a time; with
+/// a model, up to `max_batch` more wait for the classifier, so it can batch across
+/// associations while the decoders go on.
+fn processing_in_flight(cfg: &Config) -> usize {
+    let workers = cfg.classify.workers.max(1);
+    if cfg.model_dir().is_some() {
+        workers + cfg.classify.max_batch.max(1)
+    } else {
+        workers
+    }
 }
 
 /// The forward workers, `associations` per destination, so a reload can add, change or remove
@@ -327,16 +355,27 @@ impl ForwardWorkers {
         };
         let running = self.running.entry(dest.name.clone()).or_insert(0);
         for slot in *running..dest.associations {
-            tasks.spawn(forwarder::run(
-                slot,
-                tx.subscribe(),
-                self.queue.clone(),
-                self.spool.clone(),
-                self.batch_size,
+            // A worker that panics is started again (its leases are released by the watchdog).
+            let (dest_rx, queue, spool) = (tx.subscribe(), self.queue.clone(), self.spool.clone());
+            let (wake, wake_purge, stop) = (
                 self.wake_forward.clone(),
                 self.wake_purge.clone(),
                 self.stop.clone(),
-            ));
+            );
+            let batch_size = self.batch_size;
+            let start = move || {
+                forwarder::run(
+                    slot,
+                    dest_rx.clone(),
+                    queue.clone(),
+                    spool.clone(),
+                    batch_size,
+                    wake.clone(),
+                    wake_purge.clone(),
+                    stop.clone(),
+                )
+            };
+            tasks.spawn(watchdog::supervise("forward", self.stop.clone(), start));
         }
         *running = dest.associations;
     }
@@ -348,6 +387,8 @@ struct Reloadable {
     scp: watch::Sender<Arc<radroute_receive::ScpOptions>>,
     min_free_bytes: Arc<std::sync::atomic::AtomicU64>,
     max_unprocessed: Arc<std::sync::atomic::AtomicUsize>,
+    /// The watchdog's stale-lease bound (depends on the destinations' timeouts).
+    stale_lease: watch::Sender<Duration>,
 }
 
 /// Reloads the configuration on SIGHUP: routing rules, the SCP's negotiation policy (allow-list,
@@ -392,6 +433,7 @@ async fn reload_on_sighup(path: std::path::PathBuf, live: Reloadable, mut worker
                 cfg.node.max_unprocessed,
                 std::sync::atomic::Ordering::Relaxed,
             );
+            let _ = live.stale_lease.send(watchdog::bound(&cfg, &destinations));
             workers.apply(destinations, &mut tasks);
             metrics::counter!("radroute_config_reloads_total").increment(1);
             info!(

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -15,12 +16,18 @@ use dicom_dictionary_std::tags;
 use dicom_object::file::ReadPreamble;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use radroute_queue::{ForwardQueue, InstanceRecord, UnixMillis};
-use radroute_route::{Attributes, InstanceLabel, RouteInput, RuleSet, Study, StudyTracker, Tag};
+use radroute_route::{
+    Attributes, InstanceLabel, RouteInput, RuleRef, RuleSet, Study, StudyTracker, Tag,
+};
 use radroute_spool::{FileKind, InstanceId, Spool};
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::{info, warn};
 
 use super::label::{LabelOutcome, Labeler};
+
+/// Received instances read from the queue per pass of the processing loop, beyond those it
+/// already holds or works on (which it skips).
+const PENDING_PAGE: usize = 256;
 
 /// Route-rule view of a DICOM object.
 struct ObjectAttributes<'a>(&'a DefaultDicomObject);
@@ -74,6 +81,10 @@ pub(crate) struct HeldInstance {
     study_instance_uid: String,
     /// Destinations from instance-scope routes, sent together with the study's.
     destinations: Vec<String>,
+    /// What the study tracker learns of the instance when it is held.
+    instance: InstanceLabel,
+    /// The study-scope routes it was deferred to.
+    deferred: Vec<RuleRef>,
 }
 
 /// Study-level routing state: the tracker of the route crate plus the held instances.
@@ -109,14 +120,25 @@ impl Processing {
                 break;
             }
             let queue = self.queue.clone();
-            let pending = tokio::task::spawn_blocking(move || queue.pending_processing(256))
-                .await
-                .ok()
-                .and_then(|r| {
-                    r.map_err(|e| warn!(error = %e, "cannot read pending instances"))
-                        .ok()
-                })
-                .unwrap_or_default();
+            // Held and in-progress instances are still `received` and come first (oldest):
+            // read past them, so however many wait for their study, the others are seen.
+            let skipped = in_progress.lock().unwrap_or_else(|e| e.into_inner()).len()
+                + self
+                    .studies
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .held
+                    .len();
+            let pending = tokio::task::spawn_blocking(move || {
+                queue.pending_processing(PENDING_PAGE + skipped)
+            })
+            .await
+            .ok()
+            .and_then(|r| {
+                r.map_err(|e| warn!(error = %e, "cannot read pending instances"))
+                    .ok()
+            })
+            .unwrap_or_default();
             let fresh: Vec<InstanceRecord> = {
                 let busy = in_progress.lock().unwrap_or_else(|e| e.into_inner());
                 let studies = self.studies.lock().unwrap_or_else(|e| e.into_inner());
@@ -143,16 +165,16 @@ impl Processing {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(record.id.clone());
+                let claim = Claim {
+                    in_progress: in_progress.clone(),
+                    id: record.id.clone(),
+                    backlog: self.backlog.clone(),
+                    _permit: permit,
+                };
                 let this = self.clone();
-                let in_progress = in_progress.clone();
                 tokio::task::spawn_blocking(move || {
+                    let _claim = claim;
                     this.process_and_route(&record);
-                    this.backlog.processed();
-                    in_progress
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&record.id);
-                    drop(permit);
                 });
             }
         }
@@ -160,7 +182,7 @@ impl Processing {
 
     fn process_and_route(&self, record: &InstanceRecord) {
         let started = std::time::Instant::now();
-        let processed = self.process(record);
+        let processed = self.process_isolated(record);
         if let Some(held) = processed.held {
             info!(
                 sop_instance_uid = %record.sop_instance_uid,
@@ -168,7 +190,19 @@ impl Processing {
                 label = processed.label.as_deref().unwrap_or("-"),
                 "instance held until its study is stable"
             );
+            let rules = self.rules.read().unwrap_or_else(|e| e.into_inner()).clone();
+            // Observed and held under one lock: `route_stable_studies` takes a stable study
+            // and its held instances under the same lock, so it sees both or neither.
             let mut studies = self.studies.lock().unwrap_or_else(|e| e.into_inner());
+            studies
+                .tracker
+                .get_or_insert_with(|| StudyTracker::new(rules.study_stable_after()))
+                .observe(
+                    &held.study_instance_uid,
+                    held.instance.clone(),
+                    &held.deferred,
+                    std::time::Instant::now(),
+                );
             studies.held.insert(
                 record.id.clone(),
                 HeldEntry {
@@ -208,7 +242,52 @@ impl Processing {
         }
     }
 
+    /// Processes one instance; a panic anywhere in it (decoder, model, coercion, rules) is
+    /// caught: the instance is processed again without labelling, forwarded as received, with
+    /// the panic in its note and `radroute_processing_failures_total{stage="panic"}` counted.
+    fn process_isolated(&self, record: &InstanceRecord) -> Processed {
+        let payload = match catch_unwind(AssertUnwindSafe(|| self.process(record))) {
+            Ok(processed) => return processed,
+            Err(payload) => payload,
+        };
+        let note = format!("processing panicked: {}", panic_message(payload.as_ref()));
+        metrics::counter!("radroute_processing_failures_total", "stage" => "panic").increment(1);
+        warn!(id = %record.id, sop_instance_uid = %record.sop_instance_uid, note,
+            "processing panicked: forwarding unlabelled, as received");
+        self.discard_outputs(record);
+        catch_unwind(AssertUnwindSafe(|| {
+            self.process_with(record, None, vec![note.clone()])
+        }))
+        .unwrap_or_else(|_| {
+            self.discard_outputs(record);
+            self.route_unread(record, note)
+        })
+    }
+
+    /// Removes what an interrupted processing may have written, so the original is forwarded.
+    fn discard_outputs(&self, record: &InstanceRecord) {
+        if let Ok(id) = record.id.parse::<InstanceId>() {
+            for kind in [FileKind::Header, FileKind::Processed] {
+                if let Err(e) = self.spool.remove_kind(kind, &id) {
+                    warn!(id = %record.id, error = %e, "cannot remove a partly processed file");
+                }
+            }
+        }
+    }
+
+    /// Processes one instance with the configured labeler (panics are not caught here).
     fn process(&self, record: &InstanceRecord) -> Processed {
+        self.process_with(record, self.labeler.as_deref(), Vec::new())
+    }
+
+    /// Processes one instance: labels it with `labeler`, evaluates the rules, writes the
+    /// processed file; `notes` are kept in front of the ones processing adds.
+    fn process_with(
+        &self,
+        record: &InstanceRecord,
+        labeler: Option<&dyn Labeler>,
+        mut notes: Vec<String>,
+    ) -> Processed {
         let id = match record.id.parse::<InstanceId>() {
             Ok(id) => id,
             Err(e) => return self.route_unread(record, format!("bad instance id: {e}")),
@@ -225,10 +304,9 @@ impl Processing {
                 }
             },
         };
-        let mut notes = Vec::new();
         let mut modified = false;
         let mut outcome = LabelOutcome::default();
-        if let Some(labeler) = &self.labeler {
+        if let Some(labeler) = labeler {
             outcome = labeler.label(&mut obj);
             modified |= outcome.modified;
             if let Some(note) = &outcome.note {
@@ -270,23 +348,15 @@ impl Processing {
                 })
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| record.sop_instance_uid.clone());
-            let mut studies = self.studies.lock().unwrap_or_else(|e| e.into_inner());
-            let tracker = studies
-                .tracker
-                .get_or_insert_with(|| StudyTracker::new(rules.study_stable_after()));
-            tracker.observe(
-                &study_uid,
-                InstanceLabel {
+            held = Some(HeldInstance {
+                study_instance_uid: study_uid,
+                destinations: decision.destinations.clone(),
+                instance: InstanceLabel {
                     sop_instance_uid: record.sop_instance_uid.clone(),
                     label: outcome.label.clone(),
                     confidence: outcome.confidence,
                 },
-                &decision.deferred_to_study,
-                std::time::Instant::now(),
-            );
-            held = Some(HeldInstance {
-                study_instance_uid: study_uid,
-                destinations: decision.destinations.clone(),
+                deferred: decision.deferred_to_study.clone(),
             });
         }
         if !decision.edits.is_empty() {
@@ -459,6 +529,34 @@ impl Processing {
     }
 }
 
+/// An instance taken by a processing task: released when the task ends, also by a panic, so
+/// it is never left marked "in progress" (skipped forever) nor counted as waiting.
+struct Claim {
+    in_progress: Arc<Mutex<HashSet<String>>>,
+    id: String,
+    backlog: Arc<super::backlog::Backlog>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.in_progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+        self.backlog.processed();
+    }
+}
+
+/// The message of a caught panic.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 /// The queue's job priority for a rule's priority action.
 fn priority_of(p: radroute_route::Priority) -> i8 {
     match p {
@@ -532,3 +630,7 @@ fn write_processed(
     spool.remove_kind(stale, id).map_err(|e| e.to_string())?;
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "process_liveness_tests.rs"]
+mod liveness_tests;
