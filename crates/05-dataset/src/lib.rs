@@ -28,5 +28,5 @@ pub mod walk;
 pub use check::{check, Refusal, MAX_NESTING};
 pub use inflate::inflate_bounded;
 pub use pixels::{native_pixels_at_end, pixel_data_offset, NativePixels};
-pub use received::{read_part10, read_received, ReadError, Received};
+pub use received::{part10_dataset_offset, read_part10, read_received, ReadError, Received};
 pub use syntax::{is_deflated, DEFLATED_EXPLICIT_VR_LE, DEFLATED_SYNTAXES};

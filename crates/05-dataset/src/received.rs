@@ -105,22 +105,14 @@ pub fn read_part10(
     max_inflated: usize,
 ) -> Result<(FileMetaTable, Received), ReadError> {
     let not_part10 = |why: &str| ReadError::NotPart10(why.to_string());
-    if file.len() < 132 || &file[128..132] != b"DICM" {
-        return Err(not_part10("no DICM prefix"));
+    let offset = part10_dataset_offset(file)
+        .ok_or_else(|| not_part10("no DICM prefix and file meta group length"))?;
+    if offset > file.len() {
+        return Err(not_part10("file meta group longer than the file"));
     }
     let meta_bytes = &file[132..];
+    let meta_end = offset - 132;
     let explicit = EXPLICIT_VR_LITTLE_ENDIAN.erased();
-    // The meta group: (0002,0000) UL gives its length; every element is walked.
-    let group_len = match meta_bytes.get(..12) {
-        Some([0x02, 0x00, 0x00, 0x00, b'U', b'L', 4, 0, a, b, c, d]) => {
-            u32::from_le_bytes([*a, *b, *c, *d]) as usize
-        }
-        _ => return Err(not_part10("no file meta group length")),
-    };
-    let meta_end = 12usize
-        .checked_add(group_len)
-        .filter(|&end| end <= meta_bytes.len())
-        .ok_or_else(|| not_part10("file meta group longer than the file"))?;
     check(&meta_bytes[..meta_end], &explicit)?;
     // dicom-object reads the meta from its `DICM` prefix.
     let meta = FileMetaTable::from_reader(&file[128..132 + meta_end])
@@ -128,6 +120,18 @@ pub fn read_part10(
     let ts = meta.transfer_syntax().to_string();
     let received = read_received(&meta_bytes[meta_end..], &ts, max_inflated)?;
     Ok((meta, received))
+}
+
+/// Offset of the data set in a Part-10 file: after the 128-byte preamble, `DICM` and the file
+/// meta group, whose length (0002,0000) UL must be its first element. `None` when the first 144
+/// bytes are not that; the offset may lie past the end of `file` (the caller checks).
+pub fn part10_dataset_offset(file: &[u8]) -> Option<usize> {
+    match file.get(128..144)? {
+        [b'D', b'I', b'C', b'M', 0x02, 0x00, 0x00, 0x00, b'U', b'L', _, _, a, b, c, d] => {
+            144usize.checked_add(u32::from_le_bytes([*a, *b, *c, *d]) as usize)
+        }
+        _ => None,
+    }
 }
 
 /// Waits up to [`INFLATE_WAIT`] for the running inflation to end.

@@ -71,15 +71,7 @@ pub fn dataset_offset(file: &[u8]) -> Result<usize, Part10Error> {
 
 /// Where the file meta group ends, from the first 144 bytes of a Part-10 file.
 fn meta_end(file: &[u8]) -> Option<usize> {
-    if file.len() < 144 || &file[128..132] != b"DICM" {
-        return None;
-    }
-    // (0002,0000) UL, explicit VR little endian: tag(4) VR(2) len(2) value(4).
-    if file[132..136] != [0x02, 0x00, 0x00, 0x00] || &file[136..138] != b"UL" {
-        return None;
-    }
-    let group_len = u32::from_le_bytes([file[140], file[141], file[142], file[143]]) as usize;
-    144usize.checked_add(group_len)
+    radroute_dataset::part10_dataset_offset(file)
 }
 
 /// The data set of a spooled Part-10 file, to send as it is: a range of the file, of which
