@@ -111,7 +111,10 @@ pub(crate) mod tests {
         data.extend(item(0xE000, 65536, &[0; 100]));
         assert!(matches!(
             explicit_le(&data),
-            Err(Refusal::TooLong { declared: 65536, .. })
+            Err(Refusal::TooLong {
+                declared: 65536,
+                ..
+            })
         ));
         // Fragments complete, sequence delimiter missing.
         let mut data = explicit((0x7FE0, 0x0010), b"OB", &[], Some(u32::MAX));
@@ -154,7 +157,12 @@ pub(crate) mod tests {
         data.extend(item(0xE000, inner.len() as u32, &inner));
         data.extend(item(0xE0DD, 0, &[]));
         assert_eq!(explicit_le(&data), Ok(()));
-        data.extend(explicit((0x0010, 0x0020), b"OB", &[0; 8], Some(0x4000_0000)));
+        data.extend(explicit(
+            (0x0010, 0x0020),
+            b"OB",
+            &[0; 8],
+            Some(0x4000_0000),
+        ));
         assert!(matches!(
             explicit_le(&data),
             Err(Refusal::TooLong {
@@ -171,7 +179,12 @@ pub(crate) mod tests {
         // value as headers, then skipped the header the parser reads next.
         let hidden = explicit((0x0010, 0x0010), b"OB", &[], Some(0x4000_0000));
         let mut data = explicit((0x0008, 0x0018), b"UI", b"1.2.3.4\0", None);
-        let cover = explicit((0x0009, 0x0010), b"OB", &[0; 4], Some(4 + hidden.len() as u32));
+        let cover = explicit(
+            (0x0009, 0x0010),
+            b"OB",
+            &[0; 4],
+            Some(4 + hidden.len() as u32),
+        );
         data.extend(item(0xE0DD, cover.len() as u32, &cover));
         data.extend(hidden);
         assert!(matches!(
@@ -208,9 +221,6 @@ pub(crate) mod tests {
     fn sequence_headers_on_us_or_ss_attributes_are_refused() {
         // Smallest Image Pixel Value (US or SS) encoded as SQ.
         let data = explicit((0x0028, 0x0106), b"SQ", &[], Some(0));
-        assert!(matches!(
-            explicit_le(&data),
-            Err(Refusal::Ambiguous { .. })
-        ));
+        assert!(matches!(explicit_le(&data), Err(Refusal::Ambiguous { .. })));
     }
 }

@@ -52,9 +52,7 @@ fn truncated_samples_are_refused_by_the_walk() {
     ] {
         let bytes = std::fs::read(dir.join("malformed").join(file)).unwrap();
         match read_part10(&bytes, 256 << 20) {
-            Err(ReadError::Refused(
-                Refusal::TooLong { .. } | Refusal::Unterminated { .. },
-            )) => {}
+            Err(ReadError::Refused(Refusal::TooLong { .. } | Refusal::Unterminated { .. })) => {}
             // Cut inside a header: the parser fails there, reading nothing past it.
             Err(ReadError::Parse(_)) if cut_in_header => {}
             other => panic!("{file}: {other:?}"),

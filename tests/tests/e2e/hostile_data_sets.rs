@@ -89,7 +89,9 @@ fn assert_refused_and_serving(r: &Radroute, outcome: RawOutcome, what: &str) {
     assert!(
         matches!(outcome, RawOutcome::Status(s) if (0xC000..=0xCFFF).contains(&s)),
         "{}",
-        r.context(&format!("{what}: expected a C000-class refusal, got {outcome:?}"))
+        r.context(&format!(
+            "{what}: expected a C000-class refusal, got {outcome:?}"
+        ))
     );
     let (code, out) = echoscu("RADROUTE", r.dicom_port);
     assert!(
@@ -119,7 +121,10 @@ fn undefined_length_un_costs_no_memory() {
     assert!(
         peak < 300,
         "{}",
-        r.context(&format!("peak RSS {peak} MiB for a {}-byte data set", data.len()))
+        r.context(&format!(
+            "peak RSS {peak} MiB for a {}-byte data set",
+            data.len()
+        ))
     );
     assert_refused_and_serving(&r, outcome, "undefined-length UN");
 }
