@@ -11,11 +11,20 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use radroute_e2e::dcmtk::run_bounded;
+use radroute_e2e::dcmtk::{dcmdump, run_bounded, storescu};
+use radroute_e2e::orthanc::Orthanc;
 use radroute_e2e::ports::free_port;
-use radroute_e2e::radroute::{binary, Config};
+use radroute_e2e::python::{make_instances, raw_store, Instance, RawOutcome};
+use radroute_e2e::radroute::{binary, Config, Radroute};
+use radroute_e2e::storescp::StoreScp;
+use radroute_e2e::wait_for;
 
 use crate::classification::classify_toml;
+
+/// CT Image Storage.
+const CT: &str = "1.2.840.10008.5.1.4.1.1.2";
+/// JPEG Lossless, Non-Hierarchical (Process 14).
+const JPEG_LOSSLESS_P14: &str = "1.2.840.10008.1.2.4.57";
 
 /// A generated configuration for `dir`, changed by `edit`, written to `dir/<name>.toml`.
 fn config_file(
@@ -167,5 +176,173 @@ destinations = ["pacs"]
     assert!(
         warnings[0].contains("feet") && warnings[0].contains("\"FOOT\""),
         "{out}"
+    );
+}
+
+/// A study-scope route's `set` and `remove` reach the destination in every instance of the study,
+/// on top of an instance route's edit, with the prior value kept in the Original Attributes
+/// Sequence.
+#[test]
+fn study_route_edits_are_applied_to_every_instance() {
+    let dir = radroute_e2e::test_dir("study-edits");
+    let d = dir.path();
+    let sink = StoreScp::start(&d.join("sink"), "SINK", free_port());
+    let routes = r#"
+[routing]
+fallback = ["fb"]
+study_stable_after_secs = 1
+
+[[routes]]
+name = "study-edits"
+scope = "study"
+stop = false
+destinations = ["sink"]
+set.InstitutionName = "STUDY ROUTED"
+remove = ["PatientComments"]
+
+[[routes]]
+name = "station"
+set.StationName = "INSTANCE EDIT"
+"#;
+    let r = Radroute::start(
+        d,
+        Config {
+            routes: Some(routes.into()),
+            ..Config::default()
+        }
+        .destination("sink", "SINK", sink.port)
+        .destination("fb", "FB", free_port()),
+    );
+    let study = "1.2.826.0.1.3680043.8.498.1010.1";
+    let spec = Instance {
+        study: Some(study),
+        set: &[
+            ("InstitutionName", "BEFORE STUDY"),
+            ("PatientComments", "REMOVE ME"),
+        ],
+        ..Instance::default()
+    };
+    let paths: Vec<_> = ["s1", "s2"]
+        .iter()
+        .map(|n| d.join(format!("in/{n}.dcm")))
+        .collect();
+    let uids = make_instances(&[(&paths[0], spec.clone()), (&paths[1], spec)]);
+    let run = storescu("RADROUTE", r.dicom_port, &[], &paths);
+    assert!(run.all_ok(&paths), "{}", r.context(&run.log));
+    wait_for(
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || (sink.received().len() == uids.len()).then_some(()),
+        || r.context(&format!("sink has {:?}", sink.received())),
+    );
+    for uid in &uids {
+        let dump = dcmdump(&sink.file_for(uid).expect("received file"));
+        let top: Vec<&str> = dump.lines().filter(|l| l.starts_with('(')).collect();
+        let has = |prefix: &str| top.iter().any(|l| l.starts_with(prefix));
+        assert!(
+            has("(0008,0080) LO [STUDY ROUTED]"),
+            "{}",
+            r.context(&format!("study route's set not applied to {uid}:\n{dump}"))
+        );
+        assert!(
+            !has("(0010,4000)"),
+            "{}",
+            r.context(&format!(
+                "study route's remove not applied to {uid}:\n{dump}"
+            ))
+        );
+        assert!(
+            has("(0008,1010) SH [INSTANCE EDIT]"),
+            "instance route's edit lost in {uid}:\n{dump}"
+        );
+        // The prior values are kept (nested in the Original Attributes Sequence).
+        assert!(
+            dump.contains("[BEFORE STUDY]") && dump.contains("[REMOVE ME]"),
+            "prior values not recorded in {uid}:\n{dump}"
+        );
+    }
+}
+
+/// A lossless JPEG (process 14, .57) whose entropy-coded data is damaged decodes without a codec
+/// error, to noise. To a destination that accepts only uncompressed syntaxes (storescp: even with
+/// `+xa` it does not take .57) it must not go as clean-looking native pixels: its job is a dead
+/// letter naming the reason. A destination that accepts .57 (Orthanc) gets it unchanged.
+#[test]
+fn corrupt_compressed_pixels_are_not_forwarded_decompressed() {
+    let dir = radroute_e2e::test_dir("corrupt-transcode");
+    let d = dir.path();
+    let native = StoreScp::start(&d.join("native"), "NATIVE", free_port());
+    let orthanc = Orthanc::start(&d.join("orthanc"), "ORTHANC");
+    let mut config = Config::default()
+        .destination("native", "NATIVE", native.port)
+        .destination("orthanc", "ORTHANC", orthanc.dicom_port);
+    config.sop_classes = vec![CT.to_string()];
+    let r = Radroute::start(d, config);
+    // storescu cannot propose .57: send the data set bytes as they are, with the data set's own
+    // SOP Instance UID (the file meta's differs).
+    let sample = radroute_e2e::sample("malformed/M3_JPEGLossless_bad_stream.dcm");
+    let uid = "9.99.999.9999";
+    let (outcome, log) = raw_store(
+        r.dicom_port,
+        "RADROUTE",
+        &sample,
+        None,
+        None,
+        Some(uid),
+        Duration::from_secs(30),
+    );
+    assert!(
+        matches!(outcome, RawOutcome::Status(0)),
+        "{}",
+        r.context(&format!("{outcome:?}\n{log}"))
+    );
+    let dead = wait_for(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || {
+            r.queue_list()
+                .into_iter()
+                .find(|j| j["destination"] == "native" && j["state"] == "dead")
+        },
+        || {
+            r.context(&format!(
+                "no dead letter for the uncompressed-only destination: jobs {:?}, native sink {:?}",
+                r.queue_list(),
+                native.received()
+            ))
+        },
+    );
+    let reason = dead["last_error"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("corrupt")
+            && reason.contains(JPEG_LOSSLESS_P14)
+            && reason.contains("native"),
+        "{reason}"
+    );
+    let id = wait_for(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || orthanc.lookup(uid),
+        || {
+            r.context(&format!(
+                "the original never reached Orthanc: {:?}",
+                r.queue_list()
+            ))
+        },
+    );
+    let copy = d.join("orthanc-copy.dcm");
+    std::fs::write(&copy, orthanc.file(&id)).expect("write copy");
+    let (original, copy) = (
+        radroute_e2e::dicom::pixel_tail(&sample),
+        radroute_e2e::dicom::pixel_tail(&copy),
+    );
+    assert!(
+        original.is_some() && original == copy,
+        "the accepting destination did not get the original compressed pixels"
+    );
+    assert!(
+        native.received().is_empty(),
+        "{}",
+        r.context("decompressed noise reached the uncompressed-only destination")
     );
 }

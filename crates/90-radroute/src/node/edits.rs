@@ -2,12 +2,15 @@
 //! in the Original Attributes Sequence (0400,0561) as PS3.3 C.12.1.1.9 asks (the item is built by
 //! `radroute_coerce::record_original_attributes`, as for the label).
 
+use std::path::Path;
+
 use dicom_core::dictionary::DataDictionary;
 use dicom_core::header::Header;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::{tags, StandardDataDictionary};
+use dicom_object::file::ReadPreamble;
 use dicom_object::mem::InMemElement;
-use dicom_object::DefaultDicomObject;
+use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use radroute_route::Edit;
 
 /// Applies `edits` in order; records each changed attribute's prior value (an attribute that
@@ -45,6 +48,30 @@ pub fn apply(obj: &mut DefaultDicomObject, edits: &[Edit]) -> Result<(), String>
     Ok(())
 }
 
+/// True when every edit is of an element before Pixel Data: the coerced object can then be
+/// written as a header joined to the incoming file's pixels (rules never edit Pixel Data itself).
+pub fn before_pixel_data(edits: &[Edit]) -> bool {
+    edits
+        .iter()
+        .all(|e| Tag(e.tag().group, e.tag().element) < tags::PIXEL_DATA)
+}
+
+/// Completes a coerced header (which holds nothing from Pixel Data on) with the elements from
+/// Pixel Data on of the incoming file at `incoming`, so that edits of elements after Pixel Data
+/// can be applied and a whole object written.
+pub fn append_tail(header: &mut DefaultDicomObject, incoming: &Path) -> Result<(), String> {
+    let whole = OpenFileOptions::new()
+        .read_preamble(ReadPreamble::Always)
+        .open_file(incoming)
+        .map_err(|e| format!("cannot read {}: {e}", incoming.display()))?;
+    for element in whole.into_inner() {
+        if element.header().tag >= tags::PIXEL_DATA {
+            header.put(element);
+        }
+    }
+    Ok(())
+}
+
 fn vr_of(tag: Tag) -> VR {
     StandardDataDictionary
         .by_tag(tag)
@@ -53,4 +80,82 @@ fn vr_of(tag: Tag) -> VR {
             _ => None,
         })
         .unwrap_or(VR::LO)
+}
+
+#[cfg(test)]
+mod tests {
+    use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+
+    use super::*;
+
+    const CR: &str = "1.2.840.10008.5.1.4.1.1.1";
+    /// A private element after Pixel Data (private group 7FE1).
+    const AFTER_PIXELS: Tag = Tag(0x7FE1, 0x0010);
+
+    fn object(with_tail: bool) -> DefaultDicomObject {
+        let mut obj = InMemDicomObject::new_empty();
+        obj.put(DataElement::new(tags::SOP_CLASS_UID, VR::UI, CR));
+        obj.put(DataElement::new(tags::SOP_INSTANCE_UID, VR::UI, "1.2.3"));
+        obj.put(DataElement::new(tags::INSTITUTION_NAME, VR::LO, "OLD"));
+        if with_tail {
+            obj.put(DataElement::new(
+                tags::PIXEL_DATA,
+                VR::OW,
+                PrimitiveValue::U16(vec![1, 2, 3, 4].into()),
+            ));
+            obj.put(DataElement::new(AFTER_PIXELS, VR::LO, "TAIL"));
+        }
+        obj.with_meta(
+            FileMetaTableBuilder::new()
+                .media_storage_sop_class_uid(CR)
+                .media_storage_sop_instance_uid("1.2.3")
+                .transfer_syntax("1.2.840.10008.1.2.1"),
+        )
+        .expect("meta")
+    }
+
+    /// A study route's edit of an element after Pixel Data, on an instance spooled as a coerced
+    /// header: the header gets the incoming file's tail, then the edit applies to it.
+    #[test]
+    fn edits_after_pixel_data_get_the_incoming_tail() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let incoming = dir.path().join("incoming.dcm");
+        object(true).write_to_file(&incoming).expect("write");
+        let edits = [
+            Edit::Set {
+                tag: radroute_route::Tag {
+                    group: 0x0008,
+                    element: 0x0080,
+                },
+                value: "NEW".into(),
+            },
+            Edit::Set {
+                tag: radroute_route::Tag {
+                    group: 0x7FE1,
+                    element: 0x0010,
+                },
+                value: "EDITED".into(),
+            },
+        ];
+        assert!(before_pixel_data(&edits[..1]));
+        assert!(!before_pixel_data(&edits));
+        let mut header = object(false);
+        append_tail(&mut header, &incoming).expect("tail joined");
+        apply(&mut header, &edits).expect("edits apply");
+        let text = |tag| {
+            header
+                .element(tag)
+                .ok()
+                .and_then(|e| e.to_str().ok().map(|s| s.trim().to_string()))
+        };
+        assert_eq!(text(tags::INSTITUTION_NAME).as_deref(), Some("NEW"));
+        assert_eq!(text(AFTER_PIXELS).as_deref(), Some("EDITED"));
+        let pixels = header.element(tags::PIXEL_DATA).expect("pixel data joined");
+        assert_eq!(
+            pixels.to_multi_int::<u16>().expect("words"),
+            vec![1, 2, 3, 4]
+        );
+        // The prior values are recorded.
+        assert!(header.element(tags::ORIGINAL_ATTRIBUTES_SEQUENCE).is_ok());
+    }
 }

@@ -314,19 +314,15 @@ impl Processing {
             }
         }
         let rules = self.rules.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let peer: IpAddr = record
-            .peer_addr
-            .parse::<std::net::SocketAddr>()
-            .map(|a| a.ip())
-            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let arrival = Arrival::of(record);
         let decision = rules.evaluate(&RouteInput {
             attributes: &ObjectAttributes(&obj),
             label: outcome.label.as_deref(),
             confidence: outcome.confidence,
             calling_ae: &record.calling_ae,
             called_ae: &record.called_ae,
-            peer,
-            local_time: chrono::Local::now().naive_local(),
+            peer: arrival.peer,
+            local_time: arrival.local_time,
         });
         if let Some(rule) = &decision.dropped {
             metrics::counter!("radroute_instances_dropped_total").increment(1);
@@ -367,10 +363,7 @@ impl Processing {
         }
         if modified {
             // Rules never edit Pixel Data; an edit of an element after it needs a whole file.
-            let pixels_untouched = decision
-                .edits
-                .iter()
-                .all(|e| (e.tag().group, e.tag().element) < (0x7FE0, 0x0010));
+            let pixels_untouched = super::edits::before_pixel_data(&decision.edits);
             if let Err(e) = write_processed(&self.spool, &id, &mut obj, pixels_untouched) {
                 notes.push(format!(
                     "processed file not written, forwarding the original: {e}"
@@ -440,13 +433,32 @@ impl Processing {
                 }
                 let mut label = entry.label.clone();
                 let mut note = entry.note.clone();
-                if decision.relabel_study {
-                    if let Some(study_label) = &body.label {
-                        if label.as_deref() != Some(study_label.as_str()) {
-                            match self.relabel(record, study_label) {
-                                Ok(()) => label = Some(study_label.clone()),
-                                Err(e) => note = Some(format!("study relabel failed: {e}")),
-                            }
+                // The study's body part first, then the study routes' own set / remove edits
+                // (a route's edit of Body Part Examined wins, as for instance routes).
+                let mut edits = Vec::new();
+                let relabel = body
+                    .label
+                    .as_ref()
+                    .filter(|l| decision.relabel_study && label.as_deref() != Some(l.as_str()));
+                if let Some(study_label) = relabel {
+                    edits.push(radroute_route::Edit::Set {
+                        tag: Tag {
+                            group: 0x0018,
+                            element: 0x0015,
+                        },
+                        value: study_label.clone(),
+                    });
+                }
+                edits.extend(decision.edits.iter().cloned());
+                if !edits.is_empty() {
+                    match self.apply_study_edits(record, &edits) {
+                        Ok(()) => label = relabel.cloned().or(label),
+                        Err(e) => {
+                            let failed = format!("study edits not applied: {e}");
+                            note = Some(match note {
+                                Some(n) => format!("{n}; {failed}"),
+                                None => failed,
+                            });
                         }
                     }
                 }
@@ -465,9 +477,14 @@ impl Processing {
         self.wake_forward.notify_waiters();
     }
 
-    /// Writes the study's body part into one instance (Body Part Examined, prior value kept in
-    /// the Original Attributes Sequence).
-    fn relabel(&self, record: &InstanceRecord, body_part: &str) -> Result<(), String> {
+    /// Applies a stable study's edits (its body part, its routes' `set` / `remove`) to one held
+    /// instance, on top of what processing already wrote; prior values go to the Original
+    /// Attributes Sequence.
+    fn apply_study_edits(
+        &self,
+        record: &InstanceRecord,
+        edits: &[radroute_route::Edit],
+    ) -> Result<(), String> {
         let id = record.id.parse::<InstanceId>().map_err(|e| e.to_string())?;
         // The current coerced state: a header file, a whole processed file, or the original.
         let kind = [FileKind::Header, FileKind::Processed]
@@ -478,15 +495,14 @@ impl Processing {
             .read_preamble(ReadPreamble::Always)
             .open_file(self.spool.path(kind, &id))
             .map_err(|e| e.to_string())?;
-        let edit = radroute_route::Edit::Set {
-            tag: Tag {
-                group: 0x0018,
-                element: 0x0015,
-            },
-            value: body_part.to_string(),
-        };
-        super::edits::apply(&mut obj, &[edit])?;
-        if kind == FileKind::Header {
+        let pixels_untouched = super::edits::before_pixel_data(edits);
+        if kind == FileKind::Header && !pixels_untouched {
+            // A header holds nothing from Pixel Data on: join the incoming file's tail to it
+            // and write a whole processed file.
+            super::edits::append_tail(&mut obj, &self.spool.path(FileKind::Incoming, &id))?;
+        }
+        super::edits::apply(&mut obj, edits)?;
+        if kind == FileKind::Header && pixels_untouched {
             // Still a header: the pixels stay in the incoming file.
             let mut bytes = Vec::new();
             obj.write_all(&mut bytes).map_err(|e| e.to_string())?;
@@ -497,7 +513,12 @@ impl Processing {
                 .map_err(|e| e.to_string());
         }
         // A whole processed file exists only where a header could not be split off.
-        write_processed(&self.spool, &id, &mut obj, kind == FileKind::Incoming)
+        write_processed(
+            &self.spool,
+            &id,
+            &mut obj,
+            kind == FileKind::Incoming && pixels_untouched,
+        )
     }
 
     /// The file cannot be read: route on what the queue knows (no attributes, no label).
@@ -510,14 +531,15 @@ impl Processing {
                 None
             }
         }
+        let arrival = Arrival::of(record);
         let decision = rules.evaluate(&RouteInput {
             attributes: &NoAttributes,
             label: None,
             confidence: None,
             calling_ae: &record.calling_ae,
             called_ae: &record.called_ae,
-            peer: IpAddr::from([0, 0, 0, 0]),
-            local_time: chrono::Local::now().naive_local(),
+            peer: arrival.peer,
+            local_time: arrival.local_time,
         });
         Processed {
             priority: priority_of(decision.priority),
@@ -526,6 +548,30 @@ impl Processing {
             destinations: decision.destinations,
             held: None,
         }
+    }
+}
+
+/// The association and arrival inputs of routing, from what the queue recorded when the instance
+/// was received: rules see the sender's address and the local time of *arrival* (docs/routing.md),
+/// never the time of processing, which can be much later after a backlog, a held study or a
+/// restart.
+struct Arrival {
+    peer: IpAddr,
+    local_time: chrono::NaiveDateTime,
+}
+
+impl Arrival {
+    fn of(record: &InstanceRecord) -> Arrival {
+        let peer = record
+            .peer_addr
+            .parse::<std::net::SocketAddr>()
+            .map(|a| a.ip())
+            .or_else(|_| record.peer_addr.parse::<IpAddr>())
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let local_time =
+            chrono::DateTime::<chrono::Local>::from(record.received_at.to_system_time())
+                .naive_local();
+        Arrival { peer, local_time }
     }
 }
 
@@ -634,3 +680,7 @@ fn write_processed(
 #[cfg(test)]
 #[path = "process_liveness_tests.rs"]
 mod liveness_tests;
+
+#[cfg(test)]
+#[path = "process_correctness_tests.rs"]
+mod correctness_tests;
