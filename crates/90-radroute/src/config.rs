@@ -14,6 +14,7 @@ use radroute_route::{RouteConfig, RoutingOptions, RuleSet};
 use serde::{Deserialize, Serialize};
 
 mod checks;
+mod node_limits;
 
 /// Default configuration file when neither `--config` nor `RADROUTE_CONFIG` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/radroute/radroute.toml";
@@ -102,6 +103,16 @@ pub struct NodeConfig {
     /// Instances waiting for processing beyond which C-STORE responses are held back (flow
     /// control; 0: no limit).
     pub max_unprocessed: usize,
+    /// The PS3.8 ARTIM timer: seconds a connection has for the whole negotiation (TLS
+    /// handshake included) before it is closed.
+    pub artim_timeout_secs: u64,
+    /// Connections negotiating at once (they hold no association slot); past it, new
+    /// connections are closed at once.
+    pub max_negotiating: usize,
+    /// Largest data set accepted (MiB); a larger one aborts its association.
+    pub max_instance_mb: usize,
+    /// Memory for data sets being received, shared by all associations (MiB).
+    pub receive_memory_mb: usize,
     /// DICOM TLS on the SCP; when set, only TLS associations are accepted.
     pub tls: Option<NodeTls>,
 }
@@ -134,6 +145,10 @@ impl Default for NodeConfig {
             allow: Vec::new(),
             min_free_mb: 512,
             max_unprocessed: 16,
+            artim_timeout_secs: 10,
+            max_negotiating: 64,
+            max_instance_mb: 256,
+            receive_memory_mb: 384,
             tls: None,
         }
     }
@@ -463,6 +478,10 @@ impl Config {
             max_associations_per_ae: self.node.max_associations_per_ae,
             max_pdu: self.node.max_pdu,
             idle_timeout: Duration::from_secs(self.node.idle_timeout_secs.max(1)),
+            artim_timeout: Duration::from_secs(self.node.artim_timeout_secs),
+            max_negotiating: self.node.max_negotiating,
+            max_instance_bytes: self.node.max_instance_mb.saturating_mul(1 << 20),
+            receive_memory_bytes: self.node.receive_memory_mb.saturating_mul(1 << 20),
             ..Default::default()
         };
         if !self.node.sop_classes.is_empty() {
@@ -535,6 +554,7 @@ impl Config {
         if self.node.ae_title.trim().is_empty() || self.node.ae_title.len() > 16 {
             problems.push("node.ae_title: 1 to 16 characters".into());
         }
+        problems.extend(self.node.limit_problems());
         if let Err(e) = self.scp_options() {
             problems.push(e);
         }

@@ -12,6 +12,7 @@ mod correctness;
 mod crash_recovery;
 mod env_override;
 mod hostile_data_sets;
+mod hostile_peers;
 mod implicit_destination;
 mod malformed;
 mod reload;

@@ -10,6 +10,7 @@ mod handoff;
 pub mod label;
 mod process;
 mod purge;
+mod scp_exit;
 mod recover;
 mod store;
 mod watchdog;
@@ -61,6 +62,9 @@ pub enum NodeError {
     /// The async runtime cannot start.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    /// The SCP's accept loop gave up.
+    #[error("DICOM SCP stopped: {0}")]
+    Scp(#[source] radroute_receive::ServeError),
 }
 
 /// Everything the admin surface and the workers share.
@@ -260,14 +264,10 @@ async fn serve(cfg: Config) -> Result<(), NodeError> {
         },
         workers,
     );
-    tokio::select! {
-        result = scp => {
-            if let Err(e) = result {
-                warn!(error = %e, "SCP stopped");
-            }
-        }
-        _ = reload => {}
-    }
+    let outcome = tokio::select! {
+        result = scp => scp_exit::scp_outcome(result),
+        _ = reload => Ok(()),
+    };
     info!("stopping workers");
     let _ = stop_tx.send(true);
     let drain = async { while tasks.join_next().await.is_some() {} };
@@ -278,7 +278,7 @@ async fn serve(cfg: Config) -> Result<(), NodeError> {
         warn!("workers did not stop within 30 s");
     }
     info!("radroute stopped");
-    Ok(())
+    outcome
 }
 
 /// Instances the processing step works on at once: `[classify] workers` decode at a time; with
