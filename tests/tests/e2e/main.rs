@@ -14,6 +14,7 @@ mod env_override;
 mod hostile_data_sets;
 mod hostile_peers;
 mod implicit_destination;
+mod liveness;
 mod malformed;
 mod reload;
 mod routing_rules;

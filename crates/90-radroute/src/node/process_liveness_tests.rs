@@ -96,7 +96,7 @@ fn receive(p: &Processing, study: &str, modality: &str, n: usize) -> InstanceRec
         })
         .expect("queue instance");
     p.queue
-        .instance(&id.to_string())
+        .instance(id.as_str())
         .expect("read back")
         .expect("instance exists")
         .instance
