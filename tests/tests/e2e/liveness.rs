@@ -51,7 +51,11 @@ fn the_running_daemon_requeues_a_lease_whose_outcome_was_lost() {
     let file = d.join("in").join("one.dcm");
     let uid = make_instances(&[(&file, Instance::default())]).remove(0);
     let run = storescu("RADROUTE", r.dicom_port, &[], std::slice::from_ref(&file));
-    assert!(run.all_ok(std::slice::from_ref(&file)), "{}", r.context(&run.log));
+    assert!(
+        run.all_ok(std::slice::from_ref(&file)),
+        "{}",
+        r.context(&run.log)
+    );
     let db = r.spool_dir().join("queue.sqlite");
     wait_for(
         Duration::from_secs(20),
