@@ -66,6 +66,11 @@ pub(crate) async fn run_connection<H: StoreHandler>(
                     return;
                 }
                 Ok(Ok(Peeked::Other)) => None,
+                Ok(Ok(Peeked::Oversized(len))) => {
+                    metrics::counter!("radroute_associations_total", "outcome" => "aborted_protocol_error").increment(1);
+                    warn!(assoc = ctx.id, peer = %ctx.peer, len, "A-ASSOCIATE-RQ declares more than 64 KiB: connection closed");
+                    return;
+                }
                 Ok(Ok(Peeked::AssociateRq { calling_ae })) => {
                     match ctx.admission.try_admit(&calling_ae, per_ae) {
                         Ok(ticket) => Some(ticket),

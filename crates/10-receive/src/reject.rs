@@ -48,11 +48,14 @@ pub async fn reject_over_limit(mut socket: TcpStream, timeout: Duration) -> std:
 /// What the first PDU on a plain connection is, as far as admission is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Peeked {
-    /// An A-ASSOCIATE-RQ, all of it (up to 64 KiB) in the socket buffer, from this calling AE.
+    /// An A-ASSOCIATE-RQ, all of it in the socket buffer, from this calling AE.
     AssociateRq {
         /// Calling AE title, trimmed.
         calling_ae: String,
     },
+    /// An A-ASSOCIATE-RQ declaring more than 64 KiB (real ones are a few KiB): refused
+    /// before anything reads it, so a negotiating connection never buffers up to `max_pdu`.
+    Oversized(usize),
     /// Anything else, or the peer closed: dicom-ul's negotiation answers it (A-ABORT), and no
     /// association can come of it.
     Other,
@@ -74,7 +77,10 @@ pub async fn peek_associate_rq(socket: &TcpStream) -> std::io::Result<Peeked> {
         }
         if n >= 6 {
             let len = u32::from_be_bytes([buf[2], buf[3], buf[4], buf[5]]) as usize;
-            let whole = len.saturating_add(6).clamp(AE_END, MAX_RQ_LEN);
+            if len.saturating_add(6) > MAX_RQ_LEN {
+                return Ok(Peeked::Oversized(len));
+            }
+            let whole = (len + 6).max(AE_END);
             if n >= whole {
                 let calling_ae = String::from_utf8_lossy(&buf[26..AE_END]).trim().to_string();
                 return Ok(Peeked::AssociateRq { calling_ae });
@@ -83,5 +89,78 @@ pub async fn peek_associate_rq(socket: &TcpStream) -> std::io::Result<Peeked> {
         // Part of the request is here: peek returns at once until more arrives.
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = TcpStream::connect(addr).await.expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        (client, server)
+    }
+
+    fn rq_header(len: u32, calling: &str) -> Vec<u8> {
+        let mut pdu = vec![0x01, 0];
+        pdu.extend_from_slice(&len.to_be_bytes());
+        pdu.extend_from_slice(&[0, 1, 0, 0]);
+        pdu.extend_from_slice(format!("{:<16}", "RADROUTE").as_bytes());
+        pdu.extend_from_slice(format!("{calling:<16}").as_bytes());
+        pdu
+    }
+
+    #[tokio::test]
+    async fn peek_waits_for_the_whole_request_and_leaves_it() {
+        let (mut client, server) = pair().await;
+        let mut rq = rq_header(100, "SLOWAE");
+        rq.resize(106, 0);
+        client.write_all(&rq[..60]).await.expect("write");
+        let early = tokio::time::timeout(Duration::from_millis(100), peek_associate_rq(&server));
+        assert!(
+            early.await.is_err(),
+            "must wait for the rest of the request"
+        );
+        client.write_all(&rq[60..]).await.expect("write");
+        let peeked = tokio::time::timeout(Duration::from_secs(5), peek_associate_rq(&server))
+            .await
+            .expect("in time")
+            .expect("peek");
+        assert_eq!(
+            peeked,
+            Peeked::AssociateRq {
+                calling_ae: "SLOWAE".into()
+            }
+        );
+        let mut left = [0u8; 106];
+        assert_eq!(
+            server.peek(&mut left).await.expect("peek"),
+            106,
+            "not consumed"
+        );
+    }
+
+    #[tokio::test]
+    async fn oversized_and_foreign_first_pdus() {
+        let (mut client, server) = pair().await;
+        client
+            .write_all(&rq_header(1 << 20, "BIG"))
+            .await
+            .expect("write");
+        assert_eq!(
+            peek_associate_rq(&server).await.expect("peek"),
+            Peeked::Oversized(1 << 20)
+        );
+        let (mut client, server) = pair().await;
+        client.write_all(&[0x16, 3, 1]).await.expect("write"); // TLS
+        assert_eq!(
+            peek_associate_rq(&server).await.expect("peek"),
+            Peeked::Other
+        );
     }
 }
