@@ -105,6 +105,18 @@ fn check_config_and_serve_refuse_values_that_cannot_work() {
             "destinations[0] (pacs)",
         ),
         (
+            "listen-port-0",
+            Box::new(|t| {
+                let line = t
+                    .lines()
+                    .find(|l| l.starts_with("listen = \"127.0.0.1:"))
+                    .expect("node.listen line")
+                    .to_string();
+                t.replacen(&line, "listen = \"127.0.0.1:0\"", 1)
+            }),
+            "node.listen",
+        ),
+        (
             "spool-dir-number",
             Box::new(|t| {
                 let line = t
