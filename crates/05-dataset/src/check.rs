@@ -217,6 +217,37 @@ pub(crate) mod tests {
         ));
     }
 
+    /// Found by fuzzing (preparse_walk, 1.14 GB malloc): dicom-parser 0.10 reads an FL of 6
+    /// bytes as one float (4 bytes) but counts 6, so its next header starts 2 bytes early, inside
+    /// the value, where the walk saw none: here an OB declaring 1 GiB.
+    #[test]
+    fn binary_values_of_a_partial_element_are_refused() {
+        let mut data = explicit((0x0008, 0x0018), b"UI", b"1.2.3.4\0", None);
+        data.extend(explicit(
+            (0x0009, 0x1001),
+            b"FL",
+            &[0, 0, 0, 0, 0x09, 0x00],
+            None,
+        ));
+        data.extend_from_slice(&[0x02, 0x10, b'O', b'B', 0, 0, 0, 0, 0, 0x40]);
+        assert!(matches!(
+            explicit_le(&data),
+            Err(Refusal::Misaligned {
+                declared: 6,
+                size: 4,
+                ..
+            })
+        ));
+        // A Basic Offset Table that is not whole u32s.
+        let mut data = explicit((0x7FE0, 0x0010), b"OB", &[], Some(u32::MAX));
+        data.extend(item(0xE000, 6, &[0; 6]));
+        data.extend(item(0xE0DD, 0, &[]));
+        assert!(matches!(
+            explicit_le(&data),
+            Err(Refusal::Misaligned { size: 4, .. })
+        ));
+    }
+
     #[test]
     fn sequence_headers_on_us_or_ss_attributes_are_refused() {
         // Smallest Image Pixel Value (US or SS) encoded as SQ.

@@ -105,6 +105,23 @@ pub enum Refusal {
         /// Its tag.
         tag: Tag,
     },
+    /// A binary value (US, FL, AT, OW, the Basic Offset Table...) whose length is not a multiple
+    /// of its element size: dicom-parser 0.10 reads the whole elements only but counts the
+    /// declared length, so it loses its place in the bytes and reads later headers from the
+    /// middle of values (where the walk cannot follow it).
+    #[error("{tag} ({vr:?}) at byte {at} has {declared} bytes, not a multiple of {size}")]
+    Misaligned {
+        /// Offset of the header.
+        at: usize,
+        /// Its tag.
+        tag: Tag,
+        /// Its VR as the parser reads it.
+        vr: VR,
+        /// Declared length.
+        declared: u32,
+        /// Size of one element of the VR.
+        size: u32,
+    },
     /// A Deflated data set inflates to more than the configured maximum.
     #[error("the deflated data set inflates to more than {max} bytes")]
     InflatesTooLarge {
@@ -219,6 +236,10 @@ where
                     let len = len.get();
                     if let Some(n) = len {
                         fits(at, ITEM, n, rest.len())?;
+                        if first_of_pixels {
+                            // The Basic Offset Table: u32 offsets.
+                            aligned(at, ITEM, VR::UL, n)?;
+                        }
                     }
                     in_sequence = false;
                     stack.push(Frame {
@@ -311,6 +332,9 @@ where
             encapsulated_next = true;
         } else if let Some(n) = len {
             fits(at, tag, n, rest.len())?;
+            // US or SS by Pixel Representation: 2 bytes either way, whatever the header says.
+            let vr = if is_us_or_ss(tag) { VR::US } else { header.vr };
+            aligned(at, tag, vr, n)?;
             rest = &rest[n as usize..];
             pending = true;
         } else {
@@ -334,6 +358,26 @@ fn fits(at: usize, tag: Tag, declared: u32, available: usize) -> Result<(), Refu
             tag,
             declared,
             available,
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a binary value whose length is not a whole number of its VR's elements.
+fn aligned(at: usize, tag: Tag, vr: VR, declared: u32) -> Result<(), Refusal> {
+    let size = match vr {
+        VR::US | VR::SS | VR::OW => 2,
+        VR::UL | VR::SL | VR::FL | VR::OF | VR::OL | VR::AT => 4,
+        VR::FD | VR::OD | VR::SV | VR::UV | VR::OV => 8,
+        _ => 1,
+    };
+    if declared % size != 0 {
+        return Err(Refusal::Misaligned {
+            at,
+            tag,
+            vr,
+            declared,
+            size,
         });
     }
     Ok(())
