@@ -47,6 +47,23 @@ pub enum SpoolError {
         /// Where it was looked for.
         path: PathBuf,
     },
+    /// A storage backend other than local files (PostgreSQL) failed: unreachable, a statement
+    /// timed out, a constraint, or its disk is full (`full`). The daemon answers A700 as for an
+    /// I/O error, so the modality keeps the image and retries.
+    #[error("{backend}: {op} {target}: {source}")]
+    Backend {
+        /// The backend (`"postgres"`).
+        backend: &'static str,
+        /// What was being done (`"put"`, `"read"`, ...).
+        op: &'static str,
+        /// The instance and file kind concerned, or the table.
+        target: String,
+        /// True when the backend reports that it is out of space.
+        full: bool,
+        /// The underlying error (its text never holds a password: backends redact).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Another process (or another [`crate::Spool`] in this one) holds the spool directory.
     #[error("spool: directory {path} is locked by another spool instance")]
     Locked {
@@ -68,7 +85,10 @@ impl SpoolError {
 
     /// True when the failure is a full disk or an exhausted quota.
     pub fn is_storage_full(&self) -> bool {
-        matches!(self, SpoolError::StorageFull { .. })
+        matches!(
+            self,
+            SpoolError::StorageFull { .. } | SpoolError::Backend { full: true, .. }
+        )
     }
 }
 

@@ -1,4 +1,8 @@
-//! Durable instance files: write, fsync, rename, purge.
+//! Durable instance files: write, fsync, rename, purge; and the storage seam for instance bytes.
+//!
+//! [`InstanceStore`] is the trait every storage backend implements (local files here,
+//! PostgreSQL in `radroute-store-postgres`); [`Spool`] is the local backend. The feature
+//! `suite` exposes the conformance tests every backend runs ([`suite`]).
 //!
 //! The receive path may answer a C-STORE with success only once the instance is on stable
 //! storage. This crate is the single place that knows how to get bytes there safely:
@@ -25,7 +29,11 @@ mod error;
 pub mod fs;
 mod id;
 pub mod spool;
+mod store;
+#[cfg(feature = "suite")]
+pub mod suite;
 
 pub use error::{Result, SpoolError};
 pub use id::{InstanceId, InvalidInstanceId};
 pub use spool::{FileKind, FileStat, Spool, Usage};
+pub use store::InstanceStore;

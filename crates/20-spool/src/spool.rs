@@ -351,6 +351,15 @@ impl Spool {
         Ok(usage)
     }
 
+    /// Checks that the spool's file system answers and that `tmp/` takes a new file (a probe
+    /// written and removed): what `/readyz` reports.
+    pub fn probe_writable(&self) -> Result<()> {
+        self.free_bytes()?;
+        let probe = self.tmp.join(".readyz");
+        fs::write(&probe, b"ok").map_err(|e| SpoolError::io("write probe", &probe, e))?;
+        fs::remove_file(&probe).map_err(|e| SpoolError::io("remove probe", &probe, e))
+    }
+
     fn dir(&self, kind: FileKind) -> PathBuf {
         self.root.join(kind.dir_name())
     }
@@ -384,8 +393,10 @@ impl Spool {
     }
 }
 
-/// Takes the exclusive advisory lock on `<root>/.lock`.
-fn lock_dir(root: &Path) -> Result<File> {
+/// Takes the exclusive advisory lock on `<root>/.lock` (held while the returned file is open),
+/// or fails with [`SpoolError::Locked`]: one owner per directory. Also used by backends that
+/// keep a local scratch directory.
+pub fn lock_dir(root: &Path) -> Result<File> {
     let path = root.join(".lock");
     let file = OpenOptions::new()
         .create(true)
