@@ -2,9 +2,11 @@
 //! overrides (`RADROUTE__NODE__LISTEN=0.0.0.0:104` sets `node.listen`). `RADROUTE_CONFIG` names
 //! the file. Every key is documented in docs/configuration.md.
 //!
-//! The binary is the only crate that knows this format: it turns it into the option types of
+//! This crate is the only one that knows this format: it turns it into the option types of
 //! the data-path crates ([`radroute_receive::ScpOptions`], [`radroute_forward::Destination`],
-//! [`radroute_route::RuleSet`]).
+//! [`radroute_route::RuleSet`]). It sits below the node (radroute-node builds and rebuilds
+//! the running node from a [`Config`]) and the binary (which loads it at start-up and on
+//! SIGHUP), so neither reads TOML itself.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 mod checks;
 mod node_limits;
+pub mod tls;
 
 /// Default configuration file when neither `--config` nor `RADROUTE_CONFIG` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/radroute/radroute.toml";

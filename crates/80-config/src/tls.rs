@@ -1,7 +1,7 @@
 //! DICOM TLS (PS3.15 annex B.1, the secure transport connection profile): rustls server and
 //! client configurations from the PEM files named in the configuration. The SCP
 //! (radroute-receive) and the SCU (radroute-forward) take the finished configurations; only the
-//! binary reads certificate files. Crypto provider: ring.
+//! configuration crate reads certificate files. Crypto provider: ring.
 
 use std::path::Path;
 use std::sync::Arc;

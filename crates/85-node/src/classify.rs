@@ -18,8 +18,8 @@ use radroute_coerce::{
 use tracing::{info, warn};
 
 use super::label::{LabelOutcome, Labeler};
-use crate::admin::telemetry::record;
-use crate::config::ClassifyConfig;
+use crate::telemetry::record;
+use radroute_config::ClassifyConfig;
 
 /// Labels instances with an ONNX model ensemble.
 pub struct OnnxLabeler {

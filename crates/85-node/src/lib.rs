@@ -1,6 +1,14 @@
-//! Wiring of the data path, in one place: SCP → store handler (spool + queue) → processing
-//! (label, route) → one forward worker per destination → purge; plus the admin HTTP surface and
-//! signal handling. Start-up recovers what a crash left behind before anything is accepted.
+//! radroute's daemon: the data path wired into one running node, in one place: SCP → store
+//! handler (spool + queue) → processing (label, route) → one forward worker per destination →
+//! purge, plus the watchdog. Start-up recovers what a crash left behind before anything is
+//! accepted.
+//!
+//! The node is built from a [`Config`] (radroute-config) and knows nothing of files, signals
+//! or HTTP: [`Topology::from_config`] is the one place a configuration becomes the node's live
+//! settings, used by start-up ([`Node::open`], [`Node::run`]) and by every reload (each
+//! [`Config`] sent to [`Node::run`]'s channel). The binary loads the file, handles the signals
+//! and runs extra services beside the node ([`Node::spawn_service`]: the admin HTTP surface,
+//! radroute-admin, which reads [`NodeState`]).
 
 mod backlog;
 mod classify;
@@ -10,21 +18,24 @@ mod handoff;
 pub mod label;
 mod process;
 mod purge;
-mod scp_exit;
 mod recover;
+mod scp_exit;
 mod store;
+pub mod telemetry;
 mod watchdog;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use radroute_config::Config;
 use radroute_queue::{ForwardQueue, SqliteQueue};
 use radroute_spool::Spool;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinSet;
 use tracing::{info, warn};
-
-use crate::config::Config;
 
 /// Why the node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -93,192 +104,257 @@ pub fn open_storage(cfg: &Config) -> Result<(Arc<Spool>, Arc<SqliteQueue>), Node
     Ok((Arc::new(spool), Arc::new(queue)))
 }
 
-/// `radroute serve`: runs the node until SIGTERM or SIGINT.
-pub fn run(cfg: Config) -> Result<(), NodeError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("radroute")
-        .build()
-        .map_err(NodeError::Runtime)?;
-    runtime.block_on(serve(cfg))
+/// The node's settings that start-up and every reload derive from a [`Config`]: the one
+/// translation of a configuration into the running node (as Vector builds and rebuilds its
+/// topology in one place). Listen addresses, the association limit, the spool, the queue and
+/// the model are read once at start-up and need a restart.
+pub struct Topology {
+    /// Routing rules.
+    rules: radroute_route::RuleSet,
+    /// The SCP's negotiation policy (allow-list, SOP classes, transfer syntaxes, TLS).
+    scp: radroute_receive::ScpOptions,
+    /// Forward destinations.
+    destinations: Vec<radroute_forward::Destination>,
+    /// The watchdog's stale-lease bound (depends on the destinations' timeouts).
+    stale_lease: Duration,
+    /// Disk watermark below which stores are refused.
+    min_free_bytes: u64,
+    /// Instances waiting for processing past which C-STORE responses wait.
+    max_unprocessed: usize,
 }
 
-async fn serve(cfg: Config) -> Result<(), NodeError> {
-    let (spool, queue) = open_storage(&cfg)?;
-    let queue: Arc<dyn ForwardQueue> = queue;
-    {
-        let (spool, queue) = (spool.clone(), queue.clone());
-        let ae_title = cfg.node.ae_title.clone();
-        tokio::task::spawn_blocking(move || {
-            recover::recover(&spool, queue.as_ref(), &ae_title)
+impl Topology {
+    /// Builds the node's settings from `cfg`; an error names what cannot be used.
+    pub fn from_config(cfg: &Config) -> Result<Topology, String> {
+        let rules = cfg.rules()?;
+        let scp = cfg.scp_options()?;
+        let destinations = cfg.destinations()?;
+        Ok(Topology {
+            rules,
+            scp,
+            stale_lease: watchdog::bound(cfg, &destinations),
+            destinations,
+            min_free_bytes: cfg.node.min_free_mb << 20,
+            max_unprocessed: cfg.node.max_unprocessed,
         })
-        .await
-        .map_err(|e| NodeError::Config(format!("start-up recovery failed: {e}")))?;
     }
-    let rules = cfg.rules().map_err(NodeError::Config)?;
-    let scp_options = cfg.scp_options().map_err(NodeError::Config)?;
+}
 
-    // A model that does not load must not stop the images: they flow unlabelled, /readyz
-    // says why, and the log has the reason.
-    let mut model_loaded = None;
-    let mut labeler: Option<Arc<dyn label::Labeler>> = None;
-    if let Some(dir) = cfg.model_dir() {
-        let cfg_classify = cfg.classify.clone();
-        let loaded =
-            tokio::task::spawn_blocking(move || classify::OnnxLabeler::load(&cfg_classify, &dir))
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r);
-        match loaded {
-            Ok(l) => {
-                labeler = Some(Arc::new(l));
-                model_loaded = Some(true);
-            }
-            Err(e) => {
-                warn!(error = %e, "classification disabled: instances are forwarded unlabelled");
-                model_loaded = Some(false);
+/// A node that has opened its storage, recovered and loaded its model, but accepts nothing
+/// yet: [`Node::run`] starts the workers and the SCP. Between the two the binary starts the
+/// services that run beside it ([`Node::spawn_service`]).
+pub struct Node {
+    cfg: Config,
+    state: Arc<NodeState>,
+    labeler: Option<Arc<dyn label::Labeler>>,
+    topology: Topology,
+    stop_tx: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Node {
+    /// Opens the spool and the queue, recovers what a crash or a lost database left
+    /// (recover.rs), builds the [`Topology`] and loads the model.
+    pub async fn open(cfg: Config) -> Result<Node, NodeError> {
+        let (spool, queue) = open_storage(&cfg)?;
+        let queue: Arc<dyn ForwardQueue> = queue;
+        {
+            let (spool, queue) = (spool.clone(), queue.clone());
+            let ae_title = cfg.node.ae_title.clone();
+            tokio::task::spawn_blocking(move || {
+                recover::recover(&spool, queue.as_ref(), &ae_title)
+            })
+            .await
+            .map_err(|e| NodeError::Config(format!("start-up recovery failed: {e}")))?;
+        }
+        let topology = Topology::from_config(&cfg).map_err(NodeError::Config)?;
+
+        // A model that does not load must not stop the images: they flow unlabelled, /readyz
+        // says why, and the log has the reason.
+        let mut model_loaded = None;
+        let mut labeler: Option<Arc<dyn label::Labeler>> = None;
+        if let Some(dir) = cfg.model_dir() {
+            let cfg_classify = cfg.classify.clone();
+            let loaded = tokio::task::spawn_blocking(move || {
+                classify::OnnxLabeler::load(&cfg_classify, &dir)
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+            match loaded {
+                Ok(l) => {
+                    labeler = Some(Arc::new(l));
+                    model_loaded = Some(true);
+                }
+                Err(e) => {
+                    warn!(error = %e, "classification disabled: instances are forwarded unlabelled");
+                    model_loaded = Some(false);
+                }
             }
         }
-    }
-    let state = Arc::new(NodeState {
-        spool: spool.clone(),
-        queue: queue.clone(),
-        model_loaded,
-    });
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let wake_processing = Arc::new(Notify::new());
-    let wake_forward = Arc::new(Notify::new());
-    let wake_purge = Arc::new(Notify::new());
-    let mut tasks = tokio::task::JoinSet::new();
-
-    // Admin HTTP first, so /healthz answers while the rest starts.
-    if !cfg.admin.listen.is_empty() {
-        let listener = tokio::net::TcpListener::bind(&cfg.admin.listen)
-            .await
-            .map_err(|source| NodeError::Bind {
-                addr: cfg.admin.listen.clone(),
-                source,
-            })?;
-        let router = crate::admin::router_with(state.clone(), &cfg.admin);
-        let mut stop = stop_rx.clone();
-        info!(listen = %cfg.admin.listen, "admin HTTP listening");
-        tasks.spawn(async move {
-            let shutdown = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                warn!(error = %e, "admin HTTP stopped");
-            }
+        let state = Arc::new(NodeState {
+            spool,
+            queue,
+            model_loaded,
         });
+        let (stop_tx, _) = watch::channel(false);
+        Ok(Node {
+            cfg,
+            state,
+            labeler,
+            topology,
+            stop_tx,
+            tasks: JoinSet::new(),
+        })
     }
 
-    let handoff = Arc::new(handoff::Handoff::new(cfg.spool.handoff_mb << 20));
-    let backlog = Arc::new(backlog::Backlog::default());
-    let processing = Arc::new(process::Processing {
-        spool: spool.clone(),
-        queue: queue.clone(),
-        rules: RwLock::new(Arc::new(rules)),
-        labeler,
-        wake_forward: wake_forward.clone(),
-        studies: Default::default(),
-        handoff: handoff.clone(),
-        backlog: backlog.clone(),
-    });
-    {
-        let (processing, wake, stop) =
-            (processing.clone(), wake_processing.clone(), stop_rx.clone());
-        let in_flight = processing_in_flight(&cfg);
-        let start = move || {
-            processing
-                .clone()
-                .run(wake.clone(), in_flight, stop.clone())
-        };
-        tasks.spawn(watchdog::supervise("processing", stop_rx.clone(), start));
+    /// What the admin surface reads: spool, queue, model state.
+    pub fn state(&self) -> Arc<NodeState> {
+        self.state.clone()
     }
-    let mut workers = ForwardWorkers {
-        senders: HashMap::new(),
-        running: HashMap::new(),
-        queue: queue.clone(),
-        spool: spool.clone(),
-        batch_size: cfg.queue.batch_size,
-        wake_forward: wake_forward.clone(),
-        wake_purge: wake_purge.clone(),
-        stop: stop_rx.clone(),
-    };
-    let destinations = cfg.destinations().map_err(NodeError::Config)?;
-    let (stale_lease_tx, stale_lease) = watch::channel(watchdog::bound(&cfg, &destinations));
-    tasks.spawn(watchdog::run(
-        queue.clone(),
-        stale_lease,
-        wake_forward.clone(),
-        stop_rx.clone(),
-    ));
-    workers.apply(destinations, &mut tasks);
-    tasks.spawn(purge::run(
-        queue.clone(),
-        spool.clone(),
-        radroute_queue::Retention {
-            finished: Duration::from_secs(cfg.spool.retention_secs),
-            dead_letters: Duration::from_secs(cfg.spool.dead_letter_retention_secs),
-        },
-        wake_purge.clone(),
-        stop_rx.clone(),
-    ));
 
-    let listener = tokio::net::TcpListener::bind(&cfg.node.listen)
-        .await
-        .map_err(|source| NodeError::Bind {
-            addr: cfg.node.listen.clone(),
-            source,
-        })?;
-    let min_free_bytes = Arc::new(std::sync::atomic::AtomicU64::new(
-        cfg.node.min_free_mb << 20,
-    ));
-    let max_unprocessed = Arc::new(std::sync::atomic::AtomicUsize::new(
-        cfg.node.max_unprocessed,
-    ));
-    let handler = Arc::new(store::SpoolingHandler {
-        spool: spool.clone(),
-        queue: queue.clone(),
-        wake_processing: wake_processing.clone(),
-        min_free_bytes: min_free_bytes.clone(),
-        handoff,
-        backlog,
-        max_unprocessed: max_unprocessed.clone(),
-        max_inflated: cfg.node.max_instance_mb << 20,
-    });
-    let (scp_tx, scp_rx) = watch::channel(Arc::new(scp_options));
-    let scp = radroute_receive::serve(listener, scp_rx, handler, shutdown_signal());
-    let reload = reload_on_sighup(
-        cfg.source.clone(),
-        Reloadable {
+    /// Turns true when the node stops; services started beside it stop on it.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stop_tx.subscribe()
+    }
+
+    /// Runs `service` beside the node (the admin HTTP server): it should end when
+    /// [`Node::stopping`] turns true; the node waits for it with its own workers (30 s at
+    /// most) when it stops.
+    pub fn spawn_service(&mut self, service: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn(service);
+    }
+
+    /// Starts processing, the forward workers, the watchdog, the purger and the DICOM SCP,
+    /// and runs until `shutdown` resolves (the SCP stops accepting, then the workers stop) or
+    /// the SCP gives up. Each [`Config`] received on `reloads` is applied while the node runs,
+    /// through [`Topology::from_config`] like start-up: routing rules, the SCP's negotiation
+    /// policy, the disk watermark, the backlog bound and destinations. Associations in flight
+    /// are not touched. A configuration that cannot be used is refused with a log line and
+    /// the running one stays.
+    pub async fn run(
+        self,
+        mut reloads: mpsc::Receiver<Config>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), NodeError> {
+        let Node {
+            cfg,
+            state,
+            labeler,
+            topology,
+            stop_tx,
+            mut tasks,
+        } = self;
+        let (spool, queue) = (state.spool.clone(), state.queue.clone());
+        let stop_rx = stop_tx.subscribe();
+        let wake_processing = Arc::new(Notify::new());
+        let wake_forward = Arc::new(Notify::new());
+        let wake_purge = Arc::new(Notify::new());
+
+        let handoff = Arc::new(handoff::Handoff::new(cfg.spool.handoff_mb << 20));
+        let backlog = Arc::new(backlog::Backlog::default());
+        let processing = Arc::new(process::Processing {
+            spool: spool.clone(),
+            queue: queue.clone(),
+            rules: RwLock::new(Arc::new(topology.rules.clone())),
+            labeler,
+            wake_forward: wake_forward.clone(),
+            studies: Default::default(),
+            handoff: handoff.clone(),
+            backlog: backlog.clone(),
+        });
+        {
+            let (processing, wake, stop) =
+                (processing.clone(), wake_processing.clone(), stop_rx.clone());
+            let in_flight = processing_in_flight(&cfg);
+            let start = move || {
+                processing
+                    .clone()
+                    .run(wake.clone(), in_flight, stop.clone())
+            };
+            tasks.spawn(watchdog::supervise("processing", stop_rx.clone(), start));
+        }
+        let (scp_tx, scp_rx) = watch::channel(Arc::new(topology.scp.clone()));
+        let (stale_lease_tx, stale_lease) = watch::channel(topology.stale_lease);
+        let mut live = Live {
             processing: processing.clone(),
             scp: scp_tx,
-            min_free_bytes,
-            max_unprocessed,
+            min_free_bytes: Arc::new(AtomicU64::new(topology.min_free_bytes)),
+            max_unprocessed: Arc::new(AtomicUsize::new(topology.max_unprocessed)),
             stale_lease: stale_lease_tx,
-        },
-        workers,
-    );
-    let outcome = tokio::select! {
-        result = scp => scp_exit::scp_outcome(result),
-        _ = reload => Ok(()),
-    };
-    info!("stopping workers");
-    let _ = stop_tx.send(true);
-    let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(30), drain)
-        .await
-        .is_err()
-    {
-        warn!("workers did not stop within 30 s");
+            workers: ForwardWorkers {
+                senders: HashMap::new(),
+                running: HashMap::new(),
+                queue: queue.clone(),
+                spool: spool.clone(),
+                batch_size: cfg.queue.batch_size,
+                wake_forward: wake_forward.clone(),
+                wake_purge: wake_purge.clone(),
+                stop: stop_rx.clone(),
+            },
+        };
+        tasks.spawn(watchdog::run(
+            queue.clone(),
+            stale_lease,
+            wake_forward.clone(),
+            stop_rx.clone(),
+        ));
+        // The same path as a reload: this starts the forward workers.
+        live.apply(topology, &mut tasks);
+        tasks.spawn(purge::run(
+            queue.clone(),
+            spool.clone(),
+            radroute_queue::Retention {
+                finished: Duration::from_secs(cfg.spool.retention_secs),
+                dead_letters: Duration::from_secs(cfg.spool.dead_letter_retention_secs),
+            },
+            wake_purge.clone(),
+            stop_rx.clone(),
+        ));
+
+        let listener = tokio::net::TcpListener::bind(&cfg.node.listen)
+            .await
+            .map_err(|source| NodeError::Bind {
+                addr: cfg.node.listen.clone(),
+                source,
+            })?;
+        let handler = Arc::new(store::SpoolingHandler {
+            spool: spool.clone(),
+            queue: queue.clone(),
+            wake_processing: wake_processing.clone(),
+            min_free_bytes: live.min_free_bytes.clone(),
+            handoff,
+            backlog,
+            max_unprocessed: live.max_unprocessed.clone(),
+            max_inflated: cfg.node.max_instance_mb << 20,
+        });
+        let scp = radroute_receive::serve(listener, scp_rx, handler, shutdown);
+        let outcome = {
+            let tasks = &mut tasks;
+            let reload = async move {
+                while let Some(cfg) = reloads.recv().await {
+                    live.reload(&cfg, tasks);
+                }
+                // No more reloads (the binary could not install its SIGHUP handler): run on.
+                std::future::pending::<()>().await
+            };
+            tokio::select! {
+                result = scp => scp_exit::scp_outcome(result),
+                _ = reload => Ok(()),
+            }
+        };
+        info!("stopping workers");
+        let _ = stop_tx.send(true);
+        let drain = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(30), drain)
+            .await
+            .is_err()
+        {
+            warn!("workers did not stop within 30 s");
+        }
+        info!("radroute stopped");
+        outcome
     }
-    info!("radroute stopped");
-    outcome
 }
 
 /// Instances the processing step works on at once: `[classify] workers` decode at a time; with
@@ -381,93 +457,50 @@ impl ForwardWorkers {
     }
 }
 
-/// What a reload can change while the node runs.
-struct Reloadable {
+/// The live settings of a running node that a [`Topology`] sets, at start-up and on reload.
+struct Live {
     processing: Arc<process::Processing>,
     scp: watch::Sender<Arc<radroute_receive::ScpOptions>>,
-    min_free_bytes: Arc<std::sync::atomic::AtomicU64>,
-    max_unprocessed: Arc<std::sync::atomic::AtomicUsize>,
+    min_free_bytes: Arc<AtomicU64>,
+    max_unprocessed: Arc<AtomicUsize>,
     /// The watchdog's stale-lease bound (depends on the destinations' timeouts).
     stale_lease: watch::Sender<Duration>,
+    workers: ForwardWorkers,
 }
 
-/// Reloads the configuration on SIGHUP: routing rules, the SCP's negotiation policy (allow-list,
-/// SOP classes, transfer syntaxes, TLS), the disk watermark and destinations. Associations in flight are not touched. A
-/// file with errors is refused with a log line and the running configuration stays. Listen
-/// addresses, the association limit, the spool and the queue need a restart.
-async fn reload_on_sighup(path: std::path::PathBuf, live: Reloadable, mut workers: ForwardWorkers) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            warn!("cannot install the SIGHUP handler: configuration reload disabled");
-            return std::future::pending().await;
+impl Live {
+    /// Makes the running node match `topology` (associations in flight are not touched).
+    fn apply(&mut self, topology: Topology, tasks: &mut JoinSet<()>) {
+        *self
+            .processing
+            .rules
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(topology.rules);
+        self.scp.send_replace(Arc::new(topology.scp));
+        self.min_free_bytes
+            .store(topology.min_free_bytes, Ordering::Relaxed);
+        self.max_unprocessed
+            .store(topology.max_unprocessed, Ordering::Relaxed);
+        self.stale_lease.send_replace(topology.stale_lease);
+        self.workers.apply(topology.destinations, tasks);
+    }
+
+    /// Applies a reloaded configuration, or refuses it with a log line and keeps the running
+    /// one.
+    fn reload(&mut self, cfg: &Config, tasks: &mut JoinSet<()>) {
+        let topology = match Topology::from_config(cfg) {
+            Ok(topology) => topology,
+            Err(e) => {
+                warn!(error = %e, "configuration reload refused; keeping the running configuration");
+                return;
+            }
         };
-        let mut tasks = tokio::task::JoinSet::new();
-        while hup.recv().await.is_some() {
-            info!(file = %path.display(), "SIGHUP: reloading configuration");
-            let cfg = match crate::config::load(Some(&path)) {
-                Ok(cfg) => cfg,
-                Err(e) => {
-                    warn!(error = %e, "configuration reload refused; keeping the running configuration");
-                    continue;
-                }
-            };
-            let (Ok(rules), Ok(options), Ok(destinations)) =
-                (cfg.rules(), cfg.scp_options(), cfg.destinations())
-            else {
-                warn!("configuration reload refused; keeping the running configuration");
-                continue;
-            };
-            *live
-                .processing
-                .rules
-                .write()
-                .unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
-            let _ = live.scp.send(Arc::new(options));
-            live.min_free_bytes.store(
-                cfg.node.min_free_mb << 20,
-                std::sync::atomic::Ordering::Relaxed,
-            );
-            live.max_unprocessed.store(
-                cfg.node.max_unprocessed,
-                std::sync::atomic::Ordering::Relaxed,
-            );
-            let _ = live.stale_lease.send(watchdog::bound(&cfg, &destinations));
-            workers.apply(destinations, &mut tasks);
-            metrics::counter!("radroute_config_reloads_total").increment(1);
-            info!(
-                destinations = cfg.destinations.len(),
-                routes = cfg.routes.len(),
-                "configuration reloaded"
-            );
-        }
+        self.apply(topology, tasks);
+        metrics::counter!(telemetry::CONFIG_RELOADS).increment(1);
+        info!(
+            destinations = cfg.destinations.len(),
+            routes = cfg.routes.len(),
+            "configuration reloaded"
+        );
     }
-    #[cfg(not(unix))]
-    std::future::pending::<()>().await
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-    info!("shutdown requested");
 }

@@ -27,8 +27,8 @@ fn processing(dir: &tempfile::TempDir, routes: &str) -> Processing {
         spool = dir.path().join("spool").display().to_string(),
     );
     std::fs::write(&config, text).expect("write config");
-    let cfg = crate::config::load(Some(&config)).expect("config loads");
-    let (spool, queue) = crate::node::open_storage(&cfg).expect("storage opens");
+    let cfg = radroute_config::load(Some(&config)).expect("config loads");
+    let (spool, queue) = crate::open_storage(&cfg).expect("storage opens");
     let queue: Arc<dyn ForwardQueue> = queue;
     Processing {
         spool,
@@ -37,7 +37,7 @@ fn processing(dir: &tempfile::TempDir, routes: &str) -> Processing {
         labeler: None,
         wake_forward: Arc::new(Notify::new()),
         studies: Default::default(),
-        handoff: Arc::new(crate::node::handoff::Handoff::new(0)),
+        handoff: Arc::new(crate::handoff::Handoff::new(0)),
         backlog: Default::default(),
     }
 }

@@ -15,7 +15,7 @@ use radroute_spool::{FileKind, InstanceId};
 use tokio::sync::{watch, Notify};
 
 use super::{Processing, Studies};
-use crate::node::label::{LabelOutcome, Labeler};
+use crate::label::{LabelOutcome, Labeler};
 
 const CR: &str = "1.2.840.10008.5.1.4.1.1.1";
 
@@ -35,9 +35,9 @@ fn fixture(labeler: Option<Arc<dyn Labeler>>, routing: &str) -> Fixture {
         spool = dir.path().join("spool").display().to_string(),
     );
     std::fs::write(&config, text).expect("write config");
-    let cfg = crate::config::load(Some(&config)).expect("config loads");
+    let cfg = radroute_config::load(Some(&config)).expect("config loads");
     let rules = cfg.rules().expect("rules compile");
-    let (spool, queue) = crate::node::open_storage(&cfg).expect("storage opens");
+    let (spool, queue) = crate::open_storage(&cfg).expect("storage opens");
     let queue: Arc<dyn ForwardQueue> = queue;
     let processing = Arc::new(Processing {
         spool,
@@ -46,7 +46,7 @@ fn fixture(labeler: Option<Arc<dyn Labeler>>, routing: &str) -> Fixture {
         labeler,
         wake_forward: Arc::new(Notify::new()),
         studies: Default::default(),
-        handoff: Arc::new(crate::node::handoff::Handoff::new(0)),
+        handoff: Arc::new(crate::handoff::Handoff::new(0)),
         backlog: Default::default(),
     });
     Fixture {

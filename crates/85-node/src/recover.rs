@@ -56,7 +56,7 @@ pub(crate) struct Summary {
 pub(crate) fn recover(spool: &Spool, queue: &dyn ForwardQueue, ae_title: &str) -> Summary {
     // Recovery runs before the admin surface starts: install the metrics recorder first so
     // its counters are not lost.
-    let _ = crate::admin::prometheus();
+    let _ = crate::telemetry::prometheus();
     let now = UnixMillis::now();
     match queue.recover(now) {
         Ok(report) => info!(
@@ -298,5 +298,5 @@ fn derived_leftovers(
 }
 
 fn count(action: &'static str) {
-    metrics::counter!(crate::admin::telemetry::SPOOL_RECOVERED, "action" => action).increment(1);
+    metrics::counter!(crate::telemetry::SPOOL_RECOVERED, "action" => action).increment(1);
 }

@@ -1,15 +1,11 @@
-//! Prometheus metrics: the global recorder, the metric names and their help texts, small
-//! helpers for the data path, and the `/metrics` handler. The queue and spool gauges are read
-//! at scrape time, so they are never stale. docs/admin-api.md lists every metric.
+//! Prometheus metrics: the global recorder, the metric names and their help texts, and small
+//! helpers for the data path. They live with the node, which records them; the admin crate's
+//! `/metrics` handler renders them and reads the queue and spool gauges at scrape time, so
+//! they are never stale. docs/admin-api.md lists every metric.
 
 use std::sync::OnceLock;
 
-use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use super::AdminState;
 
 /// Associations, by `outcome` (`accepted`, `rejected`). Counter (recorded by radroute-receive).
 pub const ASSOCIATIONS: &str = "radroute_associations_total";
@@ -146,54 +142,5 @@ pub mod record {
     /// A stage took `seconds`.
     pub fn stage(stage: &'static str, seconds: f64) {
         metrics::histogram!(STAGE_SECONDS, "stage" => stage).record(seconds);
-    }
-}
-
-/// `GET /metrics`.
-pub async fn metrics_text(State(state): State<AdminState>) -> impl IntoResponse {
-    let s = state.clone();
-    let _ = tokio::task::spawn_blocking(move || {
-        if let Ok(counts) = s.queue.counts() {
-            for (dest, c) in &counts.per_destination {
-                for (state, n) in [
-                    ("queued", c.queued),
-                    ("in_flight", c.in_flight),
-                    ("delivered", c.delivered),
-                    ("dead", c.dead),
-                ] {
-                    metrics::gauge!(QUEUE_JOBS, "destination" => dest.clone(), "state" => state)
-                        .set(n as f64);
-                }
-            }
-            for (state, n) in [
-                ("received", counts.instances.received),
-                ("routed", counts.instances.routed),
-                ("done", counts.instances.done),
-            ] {
-                metrics::gauge!(QUEUE_INSTANCES, "state" => state).set(n as f64);
-            }
-        }
-        if let Ok(free) = s.spool.free_bytes() {
-            metrics::gauge!(SPOOL_FREE_BYTES).set(free as f64);
-        }
-        if let Some(loaded) = (s.model_loaded)() {
-            metrics::gauge!(MODEL_LOADED).set(if loaded { 1.0 } else { 0.0 });
-        }
-    })
-    .await;
-    match prometheus() {
-        Some(handle) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            handle.render(),
-        ),
-        None => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            "metrics recorder unavailable\n".into(),
-        ),
     }
 }

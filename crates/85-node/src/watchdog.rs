@@ -39,7 +39,7 @@ pub fn stale_after(destinations: &[radroute_forward::Destination], batch_size: u
 /// The stale-lease bound of the running configuration: `[queue] stale_lease_secs`, or when it
 /// is 0, [`stale_after`] of its destinations.
 pub fn bound(
-    cfg: &crate::config::Config,
+    cfg: &radroute_config::Config,
     destinations: &[radroute_forward::Destination],
 ) -> Duration {
     match cfg.queue.stale_lease_secs {

@@ -1,9 +1,12 @@
-//! The admin HTTP surface (axum), loopback by default (`[admin] listen`), with an optional
-//! bearer token (`[admin] token`). Documented in docs/admin-api.md and docs/openapi.yaml.
+//! radroute's admin HTTP surface (axum), loopback by default (`[admin] listen`), with an
+//! optional bearer token (`[admin] token`). Documented in docs/admin-api.md and
+//! docs/openapi.yaml. It reads a running node through radroute-node's [`NodeState`] and runs
+//! beside it ([`spawn`]); the node does not know it.
 //!
 //! * `GET /healthz`: the process runs (never needs the token, for liveness probes).
 //! * `GET /readyz`: spool writable, queue open, model loaded when configured (503 otherwise).
-//! * `GET /metrics`: Prometheus text; queue gauges are read at scrape time ([`telemetry`]).
+//! * `GET /metrics`: Prometheus text; queue gauges are read at scrape time ([`scrape`]; the
+//!   names and the recorder are radroute-node's `telemetry`).
 //! * `/api/v1/...`: jobs (list, counts, retry, drop, retry dead letters), instance and study
 //!   look-ups, and this API's OpenAPI document ([`api`]).
 //!
@@ -13,7 +16,7 @@
 
 mod api;
 mod auth;
-pub mod telemetry;
+pub mod scrape;
 #[cfg(test)]
 mod tests;
 
@@ -25,16 +28,15 @@ use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
+use radroute_config::AdminConfig;
+use radroute_node::telemetry::prometheus;
+use radroute_node::{Node, NodeError, NodeState};
 use radroute_queue::ForwardQueue;
 use radroute_spool::Spool;
-
-use crate::config::AdminConfig;
-use crate::node::NodeState;
-
-pub use telemetry::prometheus;
+use tracing::{info, warn};
 
 /// The OpenAPI description of every route below, served at `/api/v1/openapi.yaml`.
-pub const OPENAPI_YAML: &str = include_str!("../../../../docs/openapi.yaml");
+pub const OPENAPI_YAML: &str = include_str!("../../../docs/openapi.yaml");
 
 /// What the admin handlers need. Built from the node's [`NodeState`] by [`router_with`]; the
 /// tests build it directly.
@@ -74,6 +76,35 @@ pub fn router_with(state: Arc<NodeState>, cfg: &AdminConfig) -> Router {
     build(AdminState::from_node(state, cfg))
 }
 
+/// Binds `[admin] listen` (nothing when it is empty) and serves the admin routes of `node`
+/// beside it until the node stops.
+pub async fn spawn(node: &mut Node, cfg: &AdminConfig) -> Result<(), NodeError> {
+    if cfg.listen.is_empty() {
+        return Ok(());
+    }
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .map_err(|source| NodeError::Bind {
+            addr: cfg.listen.clone(),
+            source,
+        })?;
+    let router = router_with(node.state(), cfg);
+    let mut stop = node.stopping();
+    info!(listen = %cfg.listen, "admin HTTP listening");
+    node.spawn_service(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            warn!(error = %e, "admin HTTP stopped");
+        }
+    });
+    Ok(())
+}
+
 /// Every route but `/healthz`, with the HTTP method(s) as written in docs/openapi.yaml. The
 /// router is built from this table, and a unit test checks it against the OpenAPI document.
 fn protected_routes() -> Vec<(
@@ -83,7 +114,7 @@ fn protected_routes() -> Vec<(
 )> {
     vec![
         ("/readyz", &["get"], get(readyz)),
-        ("/metrics", &["get"], get(telemetry::metrics_text)),
+        ("/metrics", &["get"], get(scrape::metrics_text)),
         ("/api/v1/openapi.yaml", &["get"], get(openapi)),
         ("/api/v1/jobs", &["get"], get(api::list_jobs)),
         ("/api/v1/jobs/counts", &["get"], get(api::counts)),

@@ -6,7 +6,7 @@
 use radroute_queue::{ForwardQueue, JobFilter, JobState, SqliteQueue, UnixMillis};
 
 use crate::cli::QueueAction;
-use crate::config::Config;
+use radroute_config::Config;
 
 /// Runs one queue action and prints its result.
 pub fn run(cfg: &Config, action: QueueAction) -> Result<(), String> {

@@ -2,20 +2,20 @@
 //! spools them durably, labels the body part with an ONNX model, writes the label into the
 //! header and forwards each instance by routing rules to PACS destinations.
 //!
-//! This binary is thin: the CLI ([`cli`]), configuration ([`config`]), the wiring of the data
-//! path ([`node`]), the admin HTTP surface ([`admin`]) and the operator commands. The data path
-//! itself lives in the `radroute-*` crates; see docs/ARCHITECTURE.md.
+//! This binary is thin: the CLI ([`cli`]), loading the configuration (radroute-config),
+//! start-up ([`serve`]: the node of radroute-node with the admin surface of radroute-admin
+//! beside it, and the signals) and the operator commands. The data path and its wiring live in
+//! the `radroute-*` crates; see docs/ARCHITECTURE.md.
 
-mod admin;
 mod cli;
 mod cmd_classify;
 mod cmd_eval;
 mod cmd_queue;
-mod config;
 mod logging;
 mod malloc;
-mod node;
-mod tls;
+mod serve;
+
+use radroute_config as config;
 
 use std::process::ExitCode;
 
@@ -40,7 +40,7 @@ fn main() -> ExitCode {
         }
         cli::Command::Serve { config } => config::load(config.as_deref())
             .map_err(|e| e.to_string())
-            .and_then(|cfg| node::run(cfg).map_err(|e| e.to_string())),
+            .and_then(|cfg| serve::run(cfg).map_err(|e| e.to_string())),
         cli::Command::CheckConfig { file } => config::check(&file),
         cli::Command::Queue { config, action } => config::load(config.as_deref())
             .map_err(|e| e.to_string())

@@ -1,7 +1,7 @@
 //! Issue 10, "Liveness", end to end: a forward lease whose outcome was lost is released by the
 //! running daemon (the watchdog), and the classifier batches images beyond the number of
 //! decode workers. Panics in processing and held studies are covered by the unit tests of
-//! crates/90-radroute/src/node/process_liveness_tests.rs (they need a labeler that panics and
+//! crates/85-node/src/process_liveness_tests.rs (they need a labeler that panics and
 //! hundreds of held instances).
 
 use std::path::{Path, PathBuf};
