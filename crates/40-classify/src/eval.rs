@@ -183,6 +183,7 @@ mod tests {
                 snomed: "1".into(),
                 meaning: n.to_string(),
                 threshold: 0.5,
+                correct_threshold: None,
             })
             .collect()
     }

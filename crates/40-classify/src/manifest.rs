@@ -60,6 +60,11 @@ pub struct ClassSpec {
     pub meaning: String,
     /// Minimum score for this class to become the label.
     pub threshold: f32,
+    /// Minimum score for this class to replace a Body Part Examined that names another region
+    /// (the `correct` overwrite policy); chosen on validation data, at least `threshold`. Absent:
+    /// a header is never corrected to this class.
+    #[serde(default)]
+    pub correct_threshold: Option<f32>,
 }
 
 impl Manifest {
@@ -100,6 +105,14 @@ impl Manifest {
                     "class {:?}: threshold {} outside [0, 1]",
                     c.name, c.threshold
                 ));
+            }
+            if let Some(t) = c.correct_threshold {
+                if !(c.threshold..=1.0).contains(&t) {
+                    return Err(format!(
+                        "class {:?}: correct_threshold {t} outside [threshold {}, 1]",
+                        c.name, c.threshold
+                    ));
+                }
             }
         }
         for m in &self.members {
@@ -163,6 +176,32 @@ threshold = 0.5
     #[test]
     fn valid_manifest_passes() {
         assert_eq!(parse(BASE).validate(), Ok(()));
+    }
+
+    #[test]
+    fn correct_threshold_is_optional_and_read() {
+        assert_eq!(parse(BASE).classes[0].correct_threshold, None);
+        let m = parse(&BASE.replacen(
+            "threshold = 0.5",
+            "threshold = 0.5\ncorrect_threshold = 0.97",
+            1,
+        ));
+        assert_eq!(m.validate(), Ok(()));
+        assert_eq!(m.classes[0].correct_threshold, Some(0.97));
+        assert_eq!(m.classes[1].correct_threshold, None);
+    }
+
+    #[test]
+    fn correct_threshold_below_label_threshold_or_above_one_is_refused() {
+        for bad in ["0.4", "1.5", "nan"] {
+            let m = parse(&BASE.replacen(
+                "threshold = 0.5",
+                &format!("threshold = 0.5\ncorrect_threshold = {bad}"),
+                1,
+            ));
+            let e = m.validate().unwrap_err();
+            assert!(e.contains("correct_threshold"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub struct ClassInfo {
     pub meaning: String,
     /// Minimum score for the label.
     pub threshold: f32,
+    /// Minimum score to replace a Body Part Examined naming another region (manifest
+    /// `correct_threshold`); `None`: never corrected to this class.
+    pub correct_threshold: Option<f32>,
 }
 
 impl From<&ClassSpec> for ClassInfo {
@@ -26,6 +29,7 @@ impl From<&ClassSpec> for ClassInfo {
             snomed: c.snomed.clone(),
             meaning: c.meaning.clone(),
             threshold: c.threshold,
+            correct_threshold: c.correct_threshold,
         }
     }
 }
@@ -82,6 +86,7 @@ mod tests {
             snomed: "1".into(),
             meaning: name.into(),
             threshold,
+            correct_threshold: None,
         }
     }
 
