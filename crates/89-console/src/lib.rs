@@ -41,7 +41,8 @@ use radroute_evidence::EvidenceStore;
 use radroute_queue::ForwardQueue;
 
 pub use source::{
-    Counters, DestinationInfo, ModelFacts, NodeFacts, NodeView, OperatorAction, RuleTestInput,
+    Counters, DestinationInfo, ModelFacts, NodeFacts, NodeView, OperatorAction, OperatorActionKind,
+    RuleTestInput,
 };
 
 /// Everything the console's handlers share.

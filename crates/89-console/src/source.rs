@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+pub use radroute_audit::{OperatorAction, OperatorActionKind};
 use radroute_evidence::Evidence;
 
 /// The model the node runs.
@@ -124,17 +125,6 @@ pub enum RuleTestInput {
     File(Vec<u8>),
 }
 
-/// An operator action (retry, drop, echo, reload) as the audit trail recorded it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OperatorAction {
-    /// Unix milliseconds.
-    pub at: i64,
-    /// Token identity (`admin`; `local` without a token).
-    pub who: String,
-    /// What was done, in words.
-    pub what: String,
-}
-
 /// What the console needs from the running node.
 pub trait NodeView: Send + Sync + 'static {
     /// Model, disk, associations, counters.
@@ -148,9 +138,9 @@ pub trait NodeView: Send + Sync + 'static {
     fn test_rules(&self, input: RuleTestInput) -> Result<Evidence, String>;
     /// C-ECHO to a destination now; the round trip time, or why it failed.
     fn echo(&self, destination: &str) -> Result<Duration, String>;
-    /// Records an operator action (the audit trail).
-    fn record_action(&self, who: &str, what: &str);
-    /// The latest operator actions, newest first.
+    /// Records an operator action (the audit trail: radroute-audit's `Audit::record`).
+    fn record_action(&self, action: OperatorAction);
+    /// The latest operator actions, newest first (radroute-audit's `Audit::operator_actions`).
     fn operator_actions(&self, limit: usize) -> Vec<OperatorAction>;
 }
 

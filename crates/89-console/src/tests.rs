@@ -65,12 +65,8 @@ impl NodeView for FakeNode {
     fn echo(&self, _destination: &str) -> Result<Duration, String> {
         Err("Connection refused (os error 111)".into())
     }
-    fn record_action(&self, who: &str, what: &str) {
-        self.actions.lock().unwrap().push(OperatorAction {
-            at: 0,
-            who: who.into(),
-            what: what.into(),
-        });
+    fn record_action(&self, action: OperatorAction) {
+        self.actions.lock().unwrap().push(action);
     }
     fn operator_actions(&self, _limit: usize) -> Vec<OperatorAction> {
         self.actions.lock().unwrap().clone()
@@ -369,13 +365,10 @@ async fn actions_need_csrf_and_same_origin() {
     let actions = f.node.operator_actions(10);
     assert_eq!(actions.len(), 1);
     assert_eq!(actions[0].who, "admin");
-    assert!(
-        actions[0]
-            .what
-            .contains("retry 1 dead letters destination pacs"),
-        "{:?}",
-        actions[0]
-    );
+    assert_eq!(actions[0].kind, OperatorActionKind::RetryDead);
+    assert_eq!(actions[0].target, "dead-letters destination pacs");
+    assert!(actions[0].succeeded, "{:?}", actions[0]);
+    assert_eq!(actions[0].detail, "retry: 1 dead letters, 0 failed");
     // Echo reports the error kind and is recorded.
     let (status, _, body) = send(
         &f.app,
@@ -387,7 +380,10 @@ async fn actions_need_csrf_and_same_origin() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("connection refused"), "{body}");
-    assert_eq!(f.node.operator_actions(10).len(), 2);
+    let actions = f.node.operator_actions(10);
+    assert_eq!(actions.len(), 2);
+    assert_eq!(actions[1].kind, OperatorActionKind::Echo);
+    assert!(!actions[1].succeeded);
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use radroute_queue::{JobCounts, JobFilter, JobState, JobView};
 use crate::auth::Operator;
 use crate::history::EchoResult;
 use crate::layout::{self, ago, now_ms};
-use crate::source::DestinationInfo;
+use crate::source::{DestinationInfo, OperatorAction, OperatorActionKind};
 use crate::ConsoleState;
 
 /// Recent jobs read to find the last error.
@@ -169,16 +169,17 @@ pub async fn echo(
     let dest = name.clone();
     let outcome = layout::blocking(&state, move |s| {
         let result = s.node.echo(&dest);
-        s.node.record_action(
-            &operator.who,
-            &format!(
-                "C-ECHO {dest}: {}",
-                match &result {
-                    Ok(_) => "ok".to_string(),
-                    Err(e) => e.clone(),
-                }
-            ),
-        );
+        let outcome = match &result {
+            Ok(rtt) => Ok(format!("C-ECHO answered in {} ms", rtt.as_millis())),
+            Err(e) => Err(format!("C-ECHO failed: {e}")),
+        };
+        s.node.record_action(OperatorAction::now(
+            operator.who.clone(),
+            None,
+            OperatorActionKind::Echo,
+            format!("destination/{dest}"),
+            outcome,
+        ));
         Ok(result)
     })
     .await;

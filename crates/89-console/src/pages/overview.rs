@@ -132,9 +132,17 @@ fn live(d: &Data) -> Markup {
         }
         h2 { "Operator actions" }
         table #operator-actions {
-            tr { th { "When" } th { "Who" } th { "What" } }
-            @for a in &d.actions { tr { td { (layout::time(a.at)) } td { (a.who) } td { (a.what) } } }
-            @if d.actions.is_empty() { tr { td.muted colspan="3" { "none yet" } } }
+            tr { th { "When" } th { "Who" } th { "Action" } th { "On" } th { "Outcome" } }
+            @for a in &d.actions {
+                tr {
+                    td { (layout::time(a.at.timestamp_millis())) }
+                    td { (a.who) @if let Some(from) = &a.from { span.muted { " from " (from) } } }
+                    td { (a.kind.as_str()) }
+                    td { (a.target) }
+                    td class=(if a.succeeded { "" } else { "bad" }) { (a.detail) }
+                }
+            }
+            @if d.actions.is_empty() { tr { td.muted colspan="5" { "none yet" } } }
         }
     }
 }

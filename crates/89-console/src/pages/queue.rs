@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::given;
 use crate::auth::{urlencode, Operator};
 use crate::layout;
+use crate::source::{OperatorAction, OperatorActionKind};
 use crate::ConsoleState;
 
 /// Dead letters read per page (and per bulk action).
@@ -176,12 +177,20 @@ pub async fn one(
         return layout::error(StatusCode::NOT_FOUND, "unknown action");
     }
     let result = layout::blocking(&state, move |s| {
-        let r = act(s, &action, id);
-        if r.is_ok() {
-            s.node
-                .record_action(&operator.who, &format!("{action} job {id}"));
-        }
-        Ok(r.map(|_| format!("job {id}: {action} done")))
+        let r = act(s, &action, id).map(|_| format!("job {id}: {action} done"));
+        let kind = if action == "retry" {
+            OperatorActionKind::RetryJob
+        } else {
+            OperatorActionKind::DropJob
+        };
+        s.node.record_action(OperatorAction::now(
+            operator.who.clone(),
+            None,
+            kind,
+            format!("job/{id}"),
+            r.clone(),
+        ));
+        Ok(r)
     })
     .await;
     match result {
@@ -221,10 +230,23 @@ pub async fn bulk(
                 .map(|e| format!(" error \"{e}\""))
                 .unwrap_or_default()
         );
-        s.node.record_action(
-            &operator.who,
-            &format!("{action} {done} dead letters{scope}"),
-        );
+        let kind = if action == "retry" {
+            OperatorActionKind::RetryDead
+        } else {
+            OperatorActionKind::DropJob
+        };
+        let detail = format!("{action}: {done} dead letters, {} failed", failed.len());
+        s.node.record_action(OperatorAction::now(
+            operator.who.clone(),
+            None,
+            kind,
+            format!("dead-letters{scope}"),
+            if failed.is_empty() {
+                Ok(detail)
+            } else {
+                Err(detail)
+            },
+        ));
         Ok((done, failed))
     })
     .await;
