@@ -371,7 +371,7 @@ fn aligned(at: usize, tag: Tag, vr: VR, declared: u32) -> Result<(), Refusal> {
         VR::FD | VR::OD | VR::SV | VR::UV | VR::OV => 8,
         _ => 1,
     };
-    if declared % size != 0 {
+    if !declared.is_multiple_of(size) {
         return Err(Refusal::Misaligned {
             at,
             tag,
