@@ -91,6 +91,49 @@ pub enum QueueError {
         /// Its current state.
         state: JobState,
     },
+    /// A database server's schema (PostgreSQL) was migrated by a newer radroute: this build
+    /// does not know its latest migration and refuses to guess.
+    #[error(
+        "queue: database {database} has schema version {found}, this build supports up to \
+         {supported}"
+    )]
+    ServerSchemaTooNew {
+        /// The database (URL without password).
+        database: String,
+        /// The newest migration applied there.
+        found: i64,
+        /// The newest migration this build knows.
+        supported: i64,
+    },
+    /// The database server (PostgreSQL) could not be reached or did not answer in time:
+    /// connection refused or lost, pool exhausted, statement or lock timeout. Transient: the
+    /// daemon refuses stores with A700 (out of resources) and retries later; the backend
+    /// reconnects by itself.
+    #[error("queue: {op}: database unavailable: {source}")]
+    Unavailable {
+        /// The queue operation.
+        op: &'static str,
+        /// What went wrong.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A database server (PostgreSQL) refused a statement or returned something unexpected.
+    #[error("queue: {op}: {source}")]
+    Backend {
+        /// The queue operation.
+        op: &'static str,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl QueueError {
+    /// True when the database could not be reached or did not answer in time: the caller
+    /// should answer "out of resources, try later" (A700, HTTP 503) rather than "failed".
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, QueueError::Unavailable { .. })
+    }
 }
 
 /// Attaches the operation name to a rusqlite error.

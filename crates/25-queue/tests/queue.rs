@@ -1,5 +1,8 @@
-//! The SQLite queue on real database files: state machine, backoff, recovery, purge, admin,
-//! concurrency.
+//! The forward-queue contract, one suite run against every backend: SQLite on real database
+//! files and PostgreSQL on a real server (radroute-testkit starts one per test binary, one
+//! database per test): state machine, backoff, recovery, purge, admin, concurrency. Tests of one
+//! backend's specifics (SQLite's file format, PostgreSQL's leases between nodes) follow the suite
+//! here and in crates/26-queue-postgres/tests.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -10,6 +13,8 @@ use radroute_queue::{
     ForwardQueue, InstanceState, JobFilter, JobState, NewInstance, Outcome, QueueError, Retention,
     RetryPolicy, SqliteQueue, UnixMillis,
 };
+use radroute_queue_pg::{PgConfig, PgQueueOptions, PostgresQueue};
+use radroute_testkit::postgres::PgServer;
 
 const T0: UnixMillis = UnixMillis(1_795_832_130_000);
 
@@ -24,6 +29,84 @@ fn policy() -> RetryPolicy {
 fn open(dir: &Path) -> SqliteQueue {
     SqliteQueue::open(&dir.join("queue.sqlite"), policy()).unwrap()
 }
+
+/// One empty queue store of a backend; `open` returns a new handle on it (a second handle is
+/// another connection, a reopen after a "crash" a new one).
+trait Fixture {
+    fn open(&self) -> Box<dyn ForwardQueue>;
+}
+
+/// A database file in its own temporary directory.
+struct Sqlite(tempfile::TempDir);
+
+impl Sqlite {
+    fn new() -> Sqlite {
+        Sqlite(tempfile::tempdir().unwrap())
+    }
+}
+
+impl Fixture for Sqlite {
+    fn open(&self) -> Box<dyn ForwardQueue> {
+        Box::new(open(self.0.path()))
+    }
+}
+
+/// A new database on the test binary's PostgreSQL server; every handle is the same node.
+struct Postgres(String);
+
+impl Postgres {
+    fn new() -> Postgres {
+        Postgres(PgServer::shared().new_database())
+    }
+}
+
+impl Fixture for Postgres {
+    fn open(&self) -> Box<dyn ForwardQueue> {
+        let mut options = PgQueueOptions::new("node-a");
+        options.policy = policy();
+        Box::new(PostgresQueue::connect(&PgConfig::new(self.0.clone()), options).unwrap())
+    }
+}
+
+/// Runs every suite test against one backend, in a module named after it.
+macro_rules! suite {
+    ($backend:ident, $fixture:expr, [$($test:ident),+ $(,)?]) => {
+        mod $backend {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test(&$fixture);
+                }
+            )+
+        }
+    };
+}
+
+macro_rules! every_backend {
+    ($($test:ident),+ $(,)?) => {
+        suite!(sqlite, super::Sqlite::new(), [$($test),+]);
+        suite!(postgres, super::Postgres::new(), [$($test),+]);
+    };
+}
+
+every_backend!(
+    full_state_machine,
+    lease_takes_due_jobs_oldest_first_up_to_max,
+    higher_priority_jobs_are_leased_first,
+    retry_backoff_schedule_then_dead_after_max_attempts,
+    permanent_refusal_is_dead_at_once_and_keeps_status,
+    in_flight_jobs_are_requeued_after_a_crash,
+    routing_errors_are_typed,
+    routed_nowhere_is_purged_after_the_retention,
+    dropped_and_dead_jobs_are_purged_after_their_retention,
+    retry_after_the_files_were_purged_is_refused,
+    open_instances_and_failing_the_jobs_of_a_lost_file,
+    purge_waits_for_retention_after_last_delivery,
+    operator_retry_and_drop,
+    counts_listing_and_study_lookup,
+    concurrent_leases_never_share_a_job,
+    stale_leases_are_released_without_counting_an_attempt,
+);
 
 fn at(secs: i64) -> UnixMillis {
     UnixMillis(T0.0 + secs * 1000)
@@ -55,10 +138,9 @@ fn routed(q: &dyn ForwardQueue, id: &str, to: &[&str], now: UnixMillis) {
         .unwrap();
 }
 
-#[test]
-fn full_state_machine() {
-    let dir = tempfile::tempdir().unwrap();
-    let q = open(dir.path());
+fn full_state_machine(f: &dyn Fixture) {
+    let q = f.open();
+    let q = q.as_ref();
     q.add_instance(&inst("a", Some("9.9"), T0)).unwrap();
 
     let pending = q.pending_processing(10).unwrap();
@@ -137,12 +219,11 @@ fn full_state_machine() {
     assert_eq!(detail.jobs[1].attempts, 1);
 }
 
-#[test]
-fn lease_takes_due_jobs_oldest_first_up_to_max() {
-    let dir = tempfile::tempdir().unwrap();
-    let q = open(dir.path());
+fn lease_takes_due_jobs_oldest_first_up_to_max(f: &dyn Fixture) {
+    let q = f.open();
+    let q = q.as_ref();
     for (i, id) in ["i1", "i2", "i3"].iter().enumerate() {
-        routed(&q, id, &["pacs"], at(i as i64));
+        routed(q, id, &["pacs"], at(i as i64));
     }
     assert!(q.lease("pacs", 0, at(10)).unwrap().is_empty());
     assert!(q.lease("other", 5, at(10)).unwrap().is_empty());
@@ -163,10 +244,9 @@ fn lease_takes_due_jobs_oldest_first_up_to_max() {
     assert_eq!(q.next_due("pacs").unwrap(), None);
 }
 
-#[test]
-fn higher_priority_jobs_are_leased_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let q = open(dir.path());
+fn higher_priority_jobs_are_leased_first(f: &dyn Fixture) {
+    let q = f.open();
+    let q = q.as_ref();
     for (i, (id, priority)) in [("low", -1i8), ("medium", 0), ("high", 1)]
         .iter()
         .enumerate()
@@ -191,11 +271,10 @@ fn higher_priority_jobs_are_leased_first() {
     );
 }
 
-#[test]
-fn retry_backoff_schedule_then_dead_after_max_attempts() {
-    let dir = tempfile::tempdir().unwrap();
-    let q = open(dir.path());
-    routed(&q, "a", &["pacs"], T0);
+fn retry_backoff_schedule_then_dead_after_max_attempts(f: &dyn Fixture) {
+    let q = f.open();
+    let q = q.as_ref();
+    routed(q, "a", &["pacs"], T0);
     let mut now = T0;
     let mut delays = Vec::new();
     loop {
@@ -241,11 +320,10 @@ fn retry_backoff_schedule_then_dead_after_max_attempts() {
     assert_eq!(q.purgeable(at(1023), keep, 10).unwrap(), ["a"]);
 }
 
-#[test]
-fn permanent_refusal_is_dead_at_once_and_keeps_status() {
-    let dir = tempfile::tempdir().unwrap();
-    let q = open(dir.path());
-    routed(&q, "a", &["pacs"], T0);
+fn permanent_refusal_is_dead_at_once_and_keeps_status(f: &dyn Fixture) {
+    let q = f.open();
+    let q = q.as_ref();
+    routed(q, "a", &["pacs"], T0);
     let job = q.lease("pacs", 1, T0).unwrap().remove(0);
     let out = Outcome::Dead {
         error: "SOP class not supported".into(),
@@ -270,20 +348,19 @@ fn permanent_refusal_is_dead_at_once_and_keeps_status() {
     ));
 }
 
-#[test]
-fn in_flight_jobs_are_requeued_after_a_crash() {
-    let dir = tempfile::tempdir().unwrap();
+fn in_flight_jobs_are_requeued_after_a_crash(f: &dyn Fixture) {
     let leased_id;
     {
-        let q = open(dir.path());
-        routed(&q, "a", &["pacs"], T0);
-        routed(&q, "b", &["pacs"], T0);
+        let q = f.open();
+        let q = q.as_ref();
+        routed(q, "a", &["pacs"], T0);
+        routed(q, "b", &["pacs"], T0);
         q.add_instance(&inst("c", None, T0)).unwrap(); // never processed
         let jobs = q.lease("pacs", 1, T0).unwrap();
         leased_id = jobs[0].id;
         // "crash": the queue is dropped with the job in flight.
     }
-    let q = open(dir.path());
+    let q = f.open();
     assert_eq!(q.counts().unwrap().jobs.in_flight, 1);
     let report = q.recover(at(60)).unwrap();
     assert_eq!(report.requeued_jobs, 1);
@@ -298,15 +375,14 @@ fn in_flight_jobs_are_requeued_after_a_crash() {
     assert_eq!(q.recover(at(61)).unwrap().requeued_jobs, 2);
 }
 
-#[test]
-fn routing_errors_are_typed() {
-    let dir = tempfile::tempdir().unwrap();
-    let q = open(dir.path());
+fn routing_errors_are_typed(f: &dyn Fixture) {
+    let q = f.open();
+    let q = q.as_ref();
     assert!(matches!(
         q.route_instance("nope", None, None, &dests(&["pacs"]), T0),
         Err(QueueError::UnknownInstance { id }) if id == "nope"
     ));
-    routed(&q, "a", &["pacs"], T0);
+    routed(q, "a", &["pacs"], T0);
     assert!(matches!(
         q.add_instance(&inst("a", None, T0)),
         Err(QueueError::DuplicateInstance { id }) if id == "a"
@@ -326,10 +402,9 @@ fn routing_errors_are_typed() {
 
 /// Found #5 of issue 10: an instance routed nowhere used to become `done` at once and was never
 /// listed by `purgeable`, so its files stayed forever.
-#[test]
-fn routed_nowhere_is_purged_after_the_retention() {
-    let dir = tempfile::tempdir().unwrap();
-    let q = open(dir.path());
+fn routed_nowhere_is_purged_after_the_retention(f: &dyn Fixture) {
+    let q = f.open();
+    let q = q.as_ref();
     q.add_instance(&inst("a", None, T0)).unwrap();
     q.route_instance("a", None, Some("dropped by rule qa"), &[], at(10))
         .unwrap();
@@ -361,20 +436,19 @@ fn routed_nowhere_is_purged_after_the_retention() {
 /// Found #5 of issue 10: jobs given up by the operator and dead letters kept their files
 /// forever. Operator-dropped jobs count as finished (normal retention); dead letters wait for
 /// the dead-letter retention; a queued or in-flight job holds the files.
-#[test]
-fn dropped_and_dead_jobs_are_purged_after_their_retention() {
-    let dir = tempfile::tempdir().unwrap();
-    let q = open(dir.path());
+fn dropped_and_dead_jobs_are_purged_after_their_retention(f: &dyn Fixture) {
+    let q = f.open();
+    let q = q.as_ref();
     let keep = Retention {
         finished: Duration::from_secs(10),
         dead_letters: Duration::from_secs(100),
     };
     // "dropped": one job dropped by the operator while queued.
-    routed(&q, "dropped", &["pacs"], T0);
+    routed(q, "dropped", &["pacs"], T0);
     let job = q.list_jobs(&JobFilter::default()).unwrap()[0].id;
     q.drop_job(job, at(1)).unwrap();
     // "dead": refused by the destination.
-    routed(&q, "dead", &["ai"], T0);
+    routed(q, "dead", &["ai"], T0);
     let j = q.lease("ai", 1, T0).unwrap().remove(0);
     let refused = Outcome::Dead {
         error: "refused".into(),
@@ -382,14 +456,14 @@ fn dropped_and_dead_jobs_are_purged_after_their_retention() {
     };
     q.complete(j.id, &refused, at(1)).unwrap();
     // "mixed": delivered to pacs at 5, dropped for ai at 1.
-    routed(&q, "mixed", &["pacs", "ai"], T0);
+    routed(q, "mixed", &["pacs", "ai"], T0);
     let p = q.lease("pacs", 1, T0).unwrap().remove(0);
     q.complete(p.id, &Outcome::Delivered { status: 0 }, at(5))
         .unwrap();
     let a = q.lease("ai", 1, T0).unwrap().remove(0);
     q.drop_job(a.id, at(1)).unwrap(); // dropped while in flight
                                       // "busy": one job still queued holds the files whatever the other did.
-    routed(&q, "busy", &["pacs", "ai"], T0);
+    routed(q, "busy", &["pacs", "ai"], T0);
     let b = q.lease("ai", 1, T0).unwrap().remove(0);
     q.complete(b.id, &refused, at(1)).unwrap();
 
@@ -414,12 +488,11 @@ fn dropped_and_dead_jobs_are_purged_after_their_retention() {
 
 /// A retry of a job whose files were purged is refused with a clear error instead of being
 /// queued to fail; a bulk retry skips it.
-#[test]
-fn retry_after_the_files_were_purged_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let q = open(dir.path());
-    routed(&q, "gone", &["pacs"], T0);
-    routed(&q, "kept", &["pacs"], T0);
+fn retry_after_the_files_were_purged_is_refused(f: &dyn Fixture) {
+    let q = f.open();
+    let q = q.as_ref();
+    routed(q, "gone", &["pacs"], T0);
+    routed(q, "kept", &["pacs"], T0);
     let refused = Outcome::Dead {
         error: "refused".into(),
         status: Some(0xA900),
@@ -444,13 +517,12 @@ fn retry_after_the_files_were_purged_is_refused() {
     assert_eq!(q.counts().unwrap().jobs.dead, 1);
 }
 
-#[test]
-fn open_instances_and_failing_the_jobs_of_a_lost_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let q = open(dir.path());
-    routed(&q, "a", &["pacs", "ai"], T0);
+fn open_instances_and_failing_the_jobs_of_a_lost_file(f: &dyn Fixture) {
+    let q = f.open();
+    let q = q.as_ref();
+    routed(q, "a", &["pacs", "ai"], T0);
     q.add_instance(&inst("b", None, at(1))).unwrap();
-    routed(&q, "c", &["pacs"], at(2));
+    routed(q, "c", &["pacs"], at(2));
     let c_job = q.lease("pacs", 10, at(2)).unwrap();
     for j in c_job.iter().filter(|j| j.instance_id == "c") {
         q.complete(j.id, &Outcome::Delivered { status: 0 }, at(3))
@@ -550,11 +622,10 @@ CREATE INDEX jobs_by_state ON jobs (state);
 ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 "#;
 
-#[test]
-fn purge_waits_for_retention_after_last_delivery() {
-    let dir = tempfile::tempdir().unwrap();
-    let q = open(dir.path());
-    routed(&q, "a", &["pacs"], T0);
+fn purge_waits_for_retention_after_last_delivery(f: &dyn Fixture) {
+    let q = f.open();
+    let q = q.as_ref();
+    routed(q, "a", &["pacs"], T0);
     let job = q.lease("pacs", 1, T0).unwrap().remove(0);
     q.complete(job.id, &Outcome::Delivered { status: 0 }, at(10))
         .unwrap();
@@ -567,12 +638,11 @@ fn purge_waits_for_retention_after_last_delivery() {
     assert!(q.purgeable(at(70), keep, 0).unwrap().is_empty());
 }
 
-#[test]
-fn operator_retry_and_drop() {
-    let dir = tempfile::tempdir().unwrap();
-    let q = open(dir.path());
-    routed(&q, "a", &["pacs", "ai"], T0);
-    routed(&q, "b", &["pacs"], T0);
+fn operator_retry_and_drop(f: &dyn Fixture) {
+    let q = f.open();
+    let q = q.as_ref();
+    routed(q, "a", &["pacs", "ai"], T0);
+    routed(q, "b", &["pacs"], T0);
     let dead = Outcome::Dead {
         error: "refused".into(),
         status: Some(0xA900),
@@ -632,12 +702,11 @@ fn operator_retry_and_drop() {
     ));
 }
 
-#[test]
-fn counts_listing_and_study_lookup() {
-    let dir = tempfile::tempdir().unwrap();
-    let q = open(dir.path());
-    routed(&q, "a", &["pacs", "ai"], T0);
-    routed(&q, "b", &["pacs"], at(1));
+fn counts_listing_and_study_lookup(f: &dyn Fixture) {
+    let q = f.open();
+    let q = q.as_ref();
+    routed(q, "a", &["pacs", "ai"], T0);
+    routed(q, "b", &["pacs"], at(1));
     q.add_instance(&inst("c", Some("other"), at(2))).unwrap();
     q.lease("ai", 1, T0).unwrap();
 
@@ -688,11 +757,9 @@ fn counts_listing_and_study_lookup() {
 
 /// Leases from several threads (one shared queue, and a second connection to the same file)
 /// never hand out a job twice, and every job is handed out.
-#[test]
-fn concurrent_leases_never_share_a_job() {
-    let dir = tempfile::tempdir().unwrap();
-    let shared: Arc<dyn ForwardQueue> = Arc::new(open(dir.path()));
-    let other: Arc<dyn ForwardQueue> = Arc::new(open(dir.path()));
+fn concurrent_leases_never_share_a_job(f: &dyn Fixture) {
+    let shared: Arc<dyn ForwardQueue> = Arc::from(f.open());
+    let other: Arc<dyn ForwardQueue> = Arc::from(f.open());
     const N: usize = 150;
     for i in 0..N {
         routed(shared.as_ref(), &format!("i{i:04}"), &["pacs"], T0);
@@ -757,12 +824,11 @@ fn schema_is_versioned_and_durable_settings_apply() {
     }
 }
 
-#[test]
-fn stale_leases_are_released_without_counting_an_attempt() {
-    let dir = tempfile::tempdir().unwrap();
-    let q = open(dir.path());
-    routed(&q, "a", &["pacs"], T0);
-    routed(&q, "b", &["pacs"], T0);
+fn stale_leases_are_released_without_counting_an_attempt(f: &dyn Fixture) {
+    let q = f.open();
+    let q = q.as_ref();
+    routed(q, "a", &["pacs"], T0);
+    routed(q, "b", &["pacs"], T0);
     let old = q.lease("pacs", 1, at(0)).unwrap().remove(0);
     let fresh = q.lease("pacs", 1, at(100)).unwrap().remove(0);
     assert_eq!(q.release_stale(at(50), at(120)).unwrap(), 1);
