@@ -23,6 +23,7 @@ fn main() {
             body_part: "KNEE".into(),
             snomed: "72696002".into(),
             meaning: "Knee region structure".into(),
+            correct_threshold: None,
         }),
         scores: vec![("shoulder".into(), 0.1), ("knee".into(), 0.9)],
     };

@@ -9,6 +9,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::mem::InMemElement;
 use dicom_object::InMemDicomObject;
 
+use crate::anatomy::{compare, Relation};
 use crate::input::{Classification, ModelInfo};
 use crate::policy::{may_write, CoercionPolicy};
 use crate::private::{self, element};
@@ -20,11 +21,18 @@ pub const MODIFYING_SYSTEM: &str = "radroute";
 /// What [`apply_label`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// Body Part Examined and Anatomic Region Sequence were written.
+    /// Body Part Examined and Anatomic Region Sequence were written (the attribute was absent
+    /// or empty, or named the same region).
     Labelled,
+    /// A Body Part Examined naming another region was replaced (its value is in the Original
+    /// Attributes Sequence and the private block).
+    Corrected,
+    /// The existing Body Part Examined names the model's region: left alone, scores only.
+    Agreed,
     /// The model abstained: scores only, no label.
     Abstained,
-    /// The policy kept an existing Body Part Examined: scores only.
+    /// An existing Body Part Examined was kept (policy, overlapping region, or a model not
+    /// confident enough to correct): scores only.
     KeptExisting,
 }
 
@@ -33,6 +41,8 @@ impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Labelled => "LABELLED",
+            Outcome::Corrected => "CORRECTED",
+            Outcome::Agreed => "AGREED",
             Outcome::Abstained => "ABSTAINED",
             Outcome::KeptExisting => "KEPT_EXISTING",
         }
@@ -50,6 +60,9 @@ pub struct CoercionReport {
     pub previous_body_part: Option<String>,
     /// Attributes replaced or removed and recorded in the Original Attributes Sequence.
     pub replaced: Vec<Tag>,
+    /// How the received Body Part Examined relates to the label (`None` without a label or
+    /// without a received value).
+    pub relation: Option<Relation>,
 }
 
 /// DICOM DT with microseconds and offset, e.g. `20260101120000.000000+0000`.
@@ -178,9 +191,12 @@ pub fn record_original_attributes(
 /// - Always: radroute's private block (model, version, classes, scores, outcome, time),
 ///   Instance Coercion DateTime (0008,0015) and a Contributing Equipment item (109103, DCM,
 ///   "Modifying Equipment") naming radroute and the model.
-/// - With a label the policy allows: Body Part Examined (0018,0015) and Anatomic Region
-///   Sequence (0008,2218, SCT code); replaced values go to a new Original Attributes Sequence
-///   (0400,0561) item with Modifying System, Reason (COERCE) and Attribute Modification DateTime.
+/// - With a label the policy allows ([`crate::Overwrite`]): Body Part Examined (0018,0015) and
+///   Anatomic Region Sequence (0008,2218, SCT code), always together so that they agree;
+///   replaced values go to a new Original Attributes Sequence (0400,0561) item with Modifying
+///   System, Reason (COERCE) and Attribute Modification DateTime.
+/// - A received Body Part Examined naming the label's region is left alone ([`Outcome::Agreed`]);
+///   with a label and a received value, both go to the private block.
 /// - An abstention never writes a label.
 ///
 /// The SOP Instance UID is never touched. Whether an instance should be classified at all is
@@ -207,9 +223,20 @@ pub fn apply_label(
     let previous = text(obj, tags::BODY_PART_EXAMINED);
     let mut replaced = Vec::new();
 
+    let score = result.label_score().unwrap_or(0.0);
+    let relation = match (&result.label, previous.as_deref()) {
+        (Some(label), Some(p)) if !p.is_empty() => Some(compare(p, &label.body_part)),
+        _ => None,
+    };
     let outcome = match &result.label {
         None => Outcome::Abstained,
-        Some(_) if !may_write(policy.overwrite, previous.as_deref()) => Outcome::KeptExisting,
+        Some(label) if !may_write(policy.overwrite, previous.as_deref(), label, score) => {
+            if relation == Some(Relation::Same) {
+                Outcome::Agreed
+            } else {
+                Outcome::KeptExisting
+            }
+        }
         Some(label) => {
             let mut originals: Vec<InMemElement> = Vec::new();
             for tag in [tags::BODY_PART_EXAMINED, tags::ANATOMIC_REGION_SEQUENCE] {
@@ -238,11 +265,16 @@ pub fn apply_label(
                 vec![code_item(&label.snomed, "SCT", &label.meaning)],
             ));
             record_original_attributes(obj, originals, &dt);
-            Outcome::Labelled
+            if relation == Some(Relation::Different) {
+                Outcome::Corrected
+            } else {
+                Outcome::Labelled
+            }
         }
     };
 
-    write_private(obj, &uid, result, model, outcome, &dt)?;
+    let received = relation.and(previous.as_deref());
+    write_private(obj, &uid, result, model, outcome, received, &dt)?;
     obj.put(DataElement::new(
         tags::INSTANCE_COERCION_DATE_TIME,
         VR::DT,
@@ -251,13 +283,14 @@ pub fn apply_label(
     append_item(
         obj,
         tags::CONTRIBUTING_EQUIPMENT_SEQUENCE,
-        equipment_item(model, result, outcome, &dt),
+        equipment_item(model, result, outcome, previous.as_deref(), &dt),
     );
     Ok(CoercionReport {
         outcome,
         body_part: text(obj, tags::BODY_PART_EXAMINED),
         previous_body_part: previous,
         replaced,
+        relation,
     })
 }
 
@@ -265,10 +298,17 @@ fn equipment_item(
     model: &ModelInfo,
     result: &Classification,
     outcome: Outcome,
+    previous: Option<&str>,
     dt: &str,
 ) -> InMemDicomObject {
     let what = match (&result.label, outcome) {
         (Some(l), Outcome::Labelled) => format!("labelled {}", l.body_part),
+        (Some(l), Outcome::Corrected) => format!(
+            "corrected {} to {}",
+            previous.unwrap_or_default(),
+            l.body_part
+        ),
+        (Some(l), Outcome::Agreed) => format!("agreed with the existing {}", l.body_part),
         (Some(l), _) => format!("suggested {}, existing value kept", l.body_part),
         (None, _) => "abstained".to_string(),
     };
@@ -318,6 +358,7 @@ fn write_private(
     result: &Classification,
     model: &ModelInfo,
     outcome: Outcome,
+    received: Option<&str>,
     dt: &str,
 ) -> Result<(), CoerceError> {
     let slot = private::reserve_block(obj, uid)?;
@@ -359,5 +400,21 @@ fn write_private(
     private::put(obj, slot, element::OUTCOME, VR::CS, outcome.as_str().into());
     private::put(obj, slot, element::LABEL, VR::LO, label.into());
     private::put(obj, slot, element::DATETIME, VR::DT, dt.into());
+    if let (Some(received), Some(l)) = (received, &result.label) {
+        private::put(
+            obj,
+            slot,
+            element::RECEIVED_BODY_PART,
+            VR::LO,
+            received.into(),
+        );
+        private::put(
+            obj,
+            slot,
+            element::MODEL_BODY_PART,
+            VR::CS,
+            l.body_part.as_str().into(),
+        );
+    }
     Ok(())
 }

@@ -14,6 +14,9 @@ pub struct BodyPart {
     pub snomed: String,
     /// SNOMED CT code meaning (e.g. `Hand structure`).
     pub meaning: String,
+    /// Minimum score of this class to replace a Body Part Examined that names another region
+    /// (`overwrite = "correct"`; the model manifest's `correct_threshold`). `None`: never.
+    pub correct_threshold: Option<f32>,
 }
 
 /// The result for one instance: scores always, a label unless the model abstained.
@@ -23,6 +26,17 @@ pub struct Classification {
     pub label: Option<BodyPart>,
     /// Score per class, in the model's class order.
     pub scores: Vec<(String, f32)>,
+}
+
+impl Classification {
+    /// The score of the labelled class (`None` when abstaining or when the scores lack it).
+    pub fn label_score(&self) -> Option<f32> {
+        let label = self.label.as_ref()?;
+        self.scores
+            .iter()
+            .find(|(c, _)| *c == label.class)
+            .map(|(_, s)| *s)
+    }
 }
 
 /// The model that produced the result.

@@ -18,11 +18,21 @@
 //! | (0077,xx02) | LO | 1 | model version |
 //! | (0077,xx03) | LO | 1-n | class names, score order |
 //! | (0077,xx04) | FL | 1-n | class scores (probabilities), same order |
-//! | (0077,xx05) | CS | 1 | `LABELLED`, `ABSTAINED` or `KEPT_EXISTING` |
+//! | (0077,xx05) | CS | 1 | `LABELLED`, `CORRECTED`, `AGREED`, `KEPT_EXISTING` or `ABSTAINED` |
 //! | (0077,xx06) | LO | 1 | class the model chose, empty when abstaining |
 //! | (0077,xx07) | DT | 1 | when the result was written |
+//! | (0077,xx08) | LO | 1 | Body Part Examined as received (only with a label and a received value) |
+//! | (0077,xx09) | CS | 1 | the model's Body Part Examined, next to xx08 (written when `CORRECTED`) |
+//!
+//! # Correcting a wrong header
+//!
+//! With `overwrite = "correct"` ([`Overwrite::Correct`], the default) a received Body Part
+//! Examined is replaced only when it names another region than the label ([`anatomy::compare`]:
+//! defined terms, synonyms, overlapping regions) and the label's score reaches its class's
+//! correction threshold ([`BodyPart::correct_threshold`], from the model manifest).
 #![deny(missing_docs)]
 
+pub mod anatomy;
 mod apply;
 mod error;
 mod input;

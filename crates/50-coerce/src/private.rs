@@ -20,12 +20,17 @@ pub mod element {
     pub const CLASS_NAMES: u8 = 0x03;
     /// FL, VM 1-n: per-class scores (probabilities), same order.
     pub const SCORES: u8 = 0x04;
-    /// CS: outcome, `LABELLED`, `ABSTAINED` or `KEPT_EXISTING`.
+    /// CS: outcome, `LABELLED`, `CORRECTED`, `AGREED`, `KEPT_EXISTING` or `ABSTAINED`.
     pub const OUTCOME: u8 = 0x05;
     /// LO: class the model chose (empty when abstaining).
     pub const LABEL: u8 = 0x06;
     /// DT: when the classification was written.
     pub const DATETIME: u8 = 0x07;
+    /// LO: Body Part Examined as received (only when it had a value and the model a label).
+    pub const RECEIVED_BODY_PART: u8 = 0x08;
+    /// CS: the model's Body Part Examined term, next to [`RECEIVED_BODY_PART`]: the value
+    /// written when the outcome is `CORRECTED`, the one suggested otherwise.
+    pub const MODEL_BODY_PART: u8 = 0x09;
 }
 
 /// The `(group, xx)` slot of the creator, reserving the first free one if needed.

@@ -40,6 +40,7 @@ fn knee() -> Classification {
             body_part: "KNEE".into(),
             snomed: "72696002".into(),
             meaning: "Knee region structure".into(),
+            correct_threshold: Some(0.9),
         }),
         scores: vec![("hand".into(), 0.1), ("knee".into(), 0.8)],
     }
@@ -98,8 +99,16 @@ fn if_empty_replaces_an_empty_value_and_records_it() {
 
 #[test]
 fn if_empty_keeps_a_value_and_absent_is_written_without_oas() {
+    let if_empty = CoercionPolicy {
+        overwrite: Overwrite::IfEmpty,
+        ..CoercionPolicy::default()
+    };
     let mut o = base(Some("CHEST"));
-    let r = apply_label(&mut o, &knee(), &model(), &CoercionPolicy::default(), now()).expect("ok");
+    let confident = Classification {
+        scores: vec![("knee".into(), 0.99)],
+        ..knee()
+    };
+    let r = apply_label(&mut o, &confident, &model(), &if_empty, now()).expect("ok");
     assert_eq!(r.outcome, Outcome::KeptExisting);
     assert_eq!(
         str_of(&o, tags::BODY_PART_EXAMINED).as_deref(),
@@ -185,4 +194,159 @@ fn non_finite_scores_are_refused() {
         scores: vec![("hand".into(), f32::NAN)],
     };
     assert!(apply_label(&mut o, &bad, &model(), &CoercionPolicy::default(), now()).is_err());
+}
+
+fn private_of(o: &InMemDicomObject, elem: u8) -> Option<String> {
+    str_of(o, Tag(0x0077, 0x1000 | u16::from(elem)))
+}
+
+/// The knee label scored `score`, correction threshold 0.9.
+fn knee_at(score: f32) -> Classification {
+    Classification {
+        scores: vec![("hand".into(), 0.01), ("knee".into(), score)],
+        ..knee()
+    }
+}
+
+#[test]
+fn correct_is_the_default_and_replaces_a_wrong_header_when_confident() {
+    assert_eq!(CoercionPolicy::default().overwrite, Overwrite::Correct);
+    let mut o = base(Some("CHEST"));
+    o.put(DataElement::new(
+        tags::ANATOMIC_REGION_SEQUENCE,
+        VR::SQ,
+        dicom_core::value::DataSetSequence::from(vec![InMemDicomObject::from_element_iter([
+            DataElement::new(tags::CODE_VALUE, VR::SH, PrimitiveValue::from("816094009")),
+        ])]),
+    ));
+    let r = apply_label(
+        &mut o,
+        &knee_at(0.95),
+        &model(),
+        &CoercionPolicy::default(),
+        now(),
+    )
+    .expect("ok");
+    assert_eq!(r.outcome, Outcome::Corrected);
+    assert_eq!(r.previous_body_part.as_deref(), Some("CHEST"));
+    assert_eq!(
+        str_of(&o, tags::BODY_PART_EXAMINED).as_deref(),
+        Some("KNEE")
+    );
+    // Anatomic Region Sequence follows the written value: one item, the knee's code.
+    let ars = o.element(tags::ANATOMIC_REGION_SEQUENCE).expect("ARS");
+    let items = ars.items().expect("items");
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        str_of(&items[0], tags::CODE_VALUE).as_deref(),
+        Some("72696002")
+    );
+    // The prior values, both of them, in the Original Attributes Sequence.
+    let oas = o.element(tags::ORIGINAL_ATTRIBUTES_SEQUENCE).expect("OAS");
+    let modified = &oas.items().expect("items")[0]
+        .element(tags::MODIFIED_ATTRIBUTES_SEQUENCE)
+        .expect("MAS")
+        .items()
+        .expect("items")[0];
+    assert_eq!(
+        str_of(modified, tags::BODY_PART_EXAMINED).as_deref(),
+        Some("CHEST")
+    );
+    assert!(modified
+        .element_opt(tags::ANATOMIC_REGION_SEQUENCE)
+        .expect("ok")
+        .is_some());
+    assert_eq!(private_of(&o, 0x05).as_deref(), Some("CORRECTED"));
+    assert_eq!(private_of(&o, 0x08).as_deref(), Some("CHEST"));
+    assert_eq!(private_of(&o, 0x09).as_deref(), Some("KNEE"));
+}
+
+#[test]
+fn correct_leaves_agreeing_overlapping_and_unsure_headers_alone() {
+    let policy = CoercionPolicy::default();
+    for (header, score, want) in [
+        ("Knee ", 0.99, Outcome::Agreed),
+        ("knees", 0.99, Outcome::Agreed),
+        ("PATELLA", 0.99, Outcome::KeptExisting),
+        ("EXTREMITY", 0.99, Outcome::KeptExisting),
+        ("CHEST", 0.89, Outcome::KeptExisting),
+    ] {
+        let mut o = base(Some(header));
+        let r = apply_label(&mut o, &knee_at(score), &model(), &policy, now()).expect("ok");
+        assert_eq!(r.outcome, want, "{header:?} at {score}");
+        assert_eq!(
+            str_of(&o, tags::BODY_PART_EXAMINED).as_deref(),
+            Some(header.trim()),
+            "{header:?} untouched"
+        );
+        assert!(o
+            .element_opt(tags::ORIGINAL_ATTRIBUTES_SEQUENCE)
+            .expect("ok")
+            .is_none());
+        assert!(o
+            .element_opt(tags::ANATOMIC_REGION_SEQUENCE)
+            .expect("ok")
+            .is_none());
+        assert_eq!(private_of(&o, 0x05).as_deref(), Some(want.as_str()));
+        assert_eq!(private_of(&o, 0x08).as_deref(), Some(header.trim()));
+        assert_eq!(private_of(&o, 0x09).as_deref(), Some("KNEE"));
+    }
+}
+
+#[test]
+fn correct_needs_a_threshold_and_a_label() {
+    let policy = CoercionPolicy::default();
+    let mut no_threshold = knee_at(1.0);
+    if let Some(l) = no_threshold.label.as_mut() {
+        l.correct_threshold = None;
+    }
+    let mut o = base(Some("CHEST"));
+    let r = apply_label(&mut o, &no_threshold, &model(), &policy, now()).expect("ok");
+    assert_eq!(r.outcome, Outcome::KeptExisting);
+    assert_eq!(
+        str_of(&o, tags::BODY_PART_EXAMINED).as_deref(),
+        Some("CHEST")
+    );
+
+    let abstain = Classification {
+        label: None,
+        ..knee_at(1.0)
+    };
+    let mut o = base(Some("CHEST"));
+    let r = apply_label(&mut o, &abstain, &model(), &policy, now()).expect("ok");
+    assert_eq!(r.outcome, Outcome::Abstained);
+    assert_eq!(
+        str_of(&o, tags::BODY_PART_EXAMINED).as_deref(),
+        Some("CHEST")
+    );
+    assert_eq!(private_of(&o, 0x08), None, "no label: nothing to compare");
+
+    // An empty or absent header is filled as with if-empty, without a correction.
+    for header in [Some(""), None] {
+        let mut o = base(header);
+        let r = apply_label(&mut o, &knee_at(0.6), &model(), &policy, now()).expect("ok");
+        assert_eq!(r.outcome, Outcome::Labelled, "{header:?}");
+        assert_eq!(
+            str_of(&o, tags::BODY_PART_EXAMINED).as_deref(),
+            Some("KNEE")
+        );
+    }
+}
+
+#[test]
+fn always_reports_a_replaced_other_region_as_a_correction() {
+    let always = CoercionPolicy {
+        overwrite: Overwrite::Always,
+        ..CoercionPolicy::default()
+    };
+    let mut o = base(Some("CHEST"));
+    let r = apply_label(&mut o, &knee_at(0.6), &model(), &always, now()).expect("ok");
+    assert_eq!(r.outcome, Outcome::Corrected);
+    let mut o = base(Some("Knee"));
+    let r = apply_label(&mut o, &knee_at(0.6), &model(), &always, now()).expect("ok");
+    assert_eq!(r.outcome, Outcome::Labelled, "same region rewritten");
+    assert_eq!(
+        str_of(&o, tags::BODY_PART_EXAMINED).as_deref(),
+        Some("KNEE")
+    );
 }

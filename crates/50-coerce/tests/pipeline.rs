@@ -55,6 +55,7 @@ fn sample_goes_through_decode_classify_and_coerce() {
             body_part: l.body_part.clone(),
             snomed: l.snomed.clone(),
             meaning: l.meaning.clone(),
+            correct_threshold: None,
         }),
         scores: pred.scores.clone(),
     };

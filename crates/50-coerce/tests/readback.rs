@@ -10,8 +10,8 @@ use chrono::{FixedOffset, TimeZone};
 use dicom_dictionary_std::tags;
 use dicom_object::{open_file, DefaultDicomObject};
 use radroute_coerce::{
-    apply_label, should_classify, BodyPart, Classification, CoercionPolicy, ModelInfo, Outcome,
-    Overwrite,
+    anatomy, apply_label, should_classify, BodyPart, Classification, CoercionPolicy, ModelInfo,
+    Outcome, Overwrite,
 };
 
 fn sample(name: &str) -> Option<PathBuf> {
@@ -32,6 +32,7 @@ fn hand() -> Classification {
             body_part: "HAND".into(),
             snomed: "85562004".into(),
             meaning: "Hand structure".into(),
+            correct_threshold: Some(0.9),
         }),
         scores: vec![
             ("shoulder".into(), 0.01),
@@ -119,6 +120,7 @@ fn cr_and_dx_read_back_with_dcmdump_and_stay_valid() {
             body_part: "PELVIS".into(),
             snomed: "816092008".into(),
             meaning: "Pelvis structure".into(),
+            correct_threshold: None,
         }),
         ..hand()
     };
@@ -148,6 +150,13 @@ fn cr_and_dx_read_back_with_dcmdump_and_stay_valid() {
             .to_str()
             .expect("str")
             .into_owned();
+        let received = open_file(&src)
+            .expect("opens")
+            .element_opt(tags::BODY_PART_EXAMINED)
+            .ok()
+            .flatten()
+            .and_then(|e| e.to_str().ok().map(|s| s.trim().to_string()))
+            .filter(|s| !s.is_empty());
         let (_, outcome) = coerce_to(&src, &dst, &policy, &result);
         let dump = dcmdump(&dst);
         let has = |needle: &str| dump.lines().any(|l| l.contains(needle));
@@ -170,7 +179,22 @@ fn cr_and_dx_read_back_with_dcmdump_and_stay_valid() {
             .as_ref()
             .map(|l| l.body_part.clone())
             .unwrap_or_default();
-        assert_eq!(outcome, Outcome::Labelled);
+        let differs = received
+            .as_deref()
+            .is_some_and(|r| anatomy::compare(r, &bp) == anatomy::Relation::Different);
+        if differs {
+            assert_eq!(outcome, Outcome::Corrected, "{name}: {received:?} -> {bp}");
+            assert!(has("(0077,1005) CS [CORRECTED]"), "{name}: outcome\n{dump}");
+            assert!(has(&format!("(0077,1009) CS [{bp}]")), "{name}: new value");
+        } else {
+            assert_eq!(outcome, Outcome::Labelled, "{name}: {received:?} -> {bp}");
+        }
+        if let Some(r) = &received {
+            assert!(
+                has(&format!("(0077,1008) LO [{r}]")),
+                "{name}: received value in the private block\n{dump}"
+            );
+        }
         assert!(
             has(&format!("(0018,0015) CS [{bp}]")),
             "{name}: Body Part Examined\n{dump}"
@@ -211,7 +235,10 @@ fn cr_and_dx_read_back_with_dcmdump_and_stay_valid() {
             scores.len() == 5 && scores.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6),
             "{name}: scores {scores:?}"
         );
-        assert!(has("(0077,1005) CS [LABELLED]"), "{name}: outcome");
+        assert!(
+            has(&format!("(0077,1005) CS [{}]", outcome.as_str())),
+            "{name}: outcome"
+        );
         assert!(
             has(&format!("(0008,0018) UI [{before_uid}]")),
             "{name}: SOP Instance UID kept"
@@ -262,6 +289,21 @@ fn abstention_and_never_policy_write_scores_but_no_label() {
     };
     let mut obj = open_file(&src).expect("opens");
     let r = apply_label(&mut obj, &hand(), &model(), &never, now()).expect("coerces");
-    assert_eq!(r.outcome, Outcome::KeptExisting);
+    assert_eq!(before.trim(), "HAND", "the sample's header names the hand");
+    assert_eq!(r.outcome, Outcome::Agreed, "same region: agreement");
+    assert_eq!(r.body_part.as_deref(), Some(before.trim()));
+    let knee = Classification {
+        label: Some(BodyPart {
+            class: "knee".into(),
+            body_part: "KNEE".into(),
+            snomed: "72696002".into(),
+            meaning: "Knee".into(),
+            correct_threshold: Some(0.5),
+        }),
+        scores: vec![("knee".into(), 0.99)],
+    };
+    let mut obj = open_file(&src).expect("opens");
+    let r = apply_label(&mut obj, &knee, &model(), &never, now()).expect("coerces");
+    assert_eq!(r.outcome, Outcome::KeptExisting, "never replaces");
     assert_eq!(r.body_part.as_deref(), Some(before.trim()));
 }

@@ -263,7 +263,8 @@ pub struct ClassifyConfig {
     pub max_wait_ms: u64,
     /// Processing steps (decode, classify, coerce, route) run at the same time.
     pub workers: usize,
-    /// An existing Body Part Examined: `never` overwritten, overwritten `if-empty`, `always`.
+    /// An existing Body Part Examined: `never` overwritten, overwritten `if-empty`, `correct`ed
+    /// when it names another region and the model is confident (default), `always`.
     #[serde(with = "overwrite_serde")]
     pub overwrite: radroute_coerce::Overwrite,
     /// Modalities classified (empty: all).
@@ -318,11 +319,7 @@ mod overwrite_serde {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(o: &Overwrite, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(match o {
-            Overwrite::Never => "never",
-            Overwrite::IfEmpty => "if-empty",
-            Overwrite::Always => "always",
-        })
+        s.serialize_str(o.as_str())
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Overwrite, D::Error> {
         Overwrite::deserialize(d)

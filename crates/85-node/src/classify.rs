@@ -121,6 +121,7 @@ impl Labeler for OnnxLabeler {
                 body_part: c.body_part,
                 snomed: c.snomed,
                 meaning: c.meaning,
+                correct_threshold: c.correct_threshold,
             }),
             scores: prediction.scores,
         };
@@ -143,6 +144,25 @@ impl Labeler for OnnxLabeler {
                 record::label(report.body_part.as_deref().unwrap_or(""));
                 None
             }
+            Outcome::Corrected => {
+                let (from, to) = (
+                    report.previous_body_part.unwrap_or_default(),
+                    report.body_part.unwrap_or_default(),
+                );
+                record::label(&to);
+                record::correction(&to);
+                info!(
+                    from = %from,
+                    to = %to,
+                    score = prediction.top.1,
+                    "corrected Body Part Examined {from:?} to {to}"
+                );
+                Some(format!(
+                    "corrected Body Part Examined {from:?} to {to} (score {:.3})",
+                    prediction.top.1
+                ))
+            }
+            Outcome::Agreed => None,
             Outcome::Abstained => {
                 record::abstention("below_threshold");
                 Some(format!(
@@ -151,9 +171,14 @@ impl Labeler for OnnxLabeler {
                 ))
             }
             Outcome::KeptExisting => Some(format!(
-                "kept existing Body Part Examined {:?} (model: {})",
+                "kept existing Body Part Examined {:?} (model: {}, {:.3}; {})",
                 report.previous_body_part.unwrap_or_default(),
-                ai_label.as_deref().unwrap_or("none")
+                ai_label.as_deref().unwrap_or("none"),
+                prediction.top.1,
+                report
+                    .relation
+                    .map(|r| format!("{} region", r.as_str()))
+                    .unwrap_or_else(|| "policy".into())
             )),
         };
         LabelOutcome {

@@ -25,6 +25,9 @@ pub const STUDIES_ROUTED: &str = "radroute_studies_routed_total";
 pub const CONFIG_RELOADS: &str = "radroute_config_reloads_total";
 /// Labels written, by `label`. Counter.
 pub const LABELS: &str = "radroute_labels_total";
+/// Body Part Examined values replaced because they named another region (`overwrite =
+/// "correct"`, or `always`), by the written `label`. Counter.
+pub const CORRECTIONS: &str = "radroute_corrections_total";
 /// Abstentions (no label written), by `reason`. Counter.
 pub const ABSTENTIONS: &str = "radroute_abstentions_total";
 /// Stage latency in seconds, by `stage`. Histogram.
@@ -95,6 +98,10 @@ fn describe() {
     describe_counter!(STUDIES_ROUTED, "Studies routed by study-scope routes");
     describe_counter!(CONFIG_RELOADS, "Configuration reloads (SIGHUP)");
     describe_counter!(LABELS, "Body-part labels written, by label");
+    describe_counter!(
+        CORRECTIONS,
+        "Body Part Examined values replaced because they named another region, by written label"
+    );
     describe_counter!(ABSTENTIONS, "Instances left unlabelled, by reason");
     describe_histogram!(STAGE_SECONDS, Unit::Seconds, "Latency of a pipeline stage");
     describe_histogram!(
@@ -127,6 +134,11 @@ pub mod record {
     /// Processing wrote `label`.
     pub fn label(label: &str) {
         metrics::counter!(LABELS, "label" => label.to_ascii_uppercase()).increment(1);
+    }
+
+    /// A received Body Part Examined naming another region was replaced by `label`.
+    pub fn correction(label: &str) {
+        metrics::counter!(CORRECTIONS, "label" => label.to_ascii_uppercase()).increment(1);
     }
 
     /// Processing wrote no label (`reason`: `abstained`, `no_model`, `decode_error`, ...).
