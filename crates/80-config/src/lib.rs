@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 mod checks;
 mod node_limits;
 pub mod tls;
+pub mod cluster;
 
 /// Default configuration file when neither `--config` nor `RADROUTE_CONFIG` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/radroute/radroute.toml";
@@ -63,6 +64,10 @@ pub struct Config {
     /// Body-part classification.
     #[serde(default)]
     pub classify: ClassifyConfig,
+    /// Cluster mode (docs/cluster.md): PostgreSQL holds all durable state. Absent: a single
+    /// node on SQLite and the local spool.
+    #[serde(default)]
+    pub cluster: Option<cluster::ClusterConfig>,
     /// PACS destinations.
     #[serde(default)]
     pub destinations: Vec<DestinationConfig>,
@@ -601,6 +606,9 @@ impl Config {
         }
         if let Err(e) = self.rules() {
             problems.push(format!("routes:\n{e}"));
+        }
+        if let Some(cluster) = &self.cluster {
+            problems.extend(cluster.problems());
         }
         if let Some(dir) = self.model_dir() {
             match radroute_classify::Manifest::load(&dir) {
