@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what radroute needs on a fresh Debian/Ubuntu machine and builds it.
 #   deploy/setup.sh          runtime: ONNX Runtime (PyPI wheel) in .venv, release build
-#   deploy/setup.sh --test   also the test peers: dcmtk, Orthanc, dicom3tools (apt) and the
+#   deploy/setup.sh --test   also the test peers: dcmtk, Orthanc, dicom3tools, PostgreSQL (apt) and the
 #                            Python test packages (pydicom, pynetdicom, onnx, pytest) in .venv
 # ONNX Runtime is loaded dynamically (ort's load-dynamic): no binary is downloaded at build time.
 # On a machine with an NVIDIA GPU (nvidia-smi lists one) the onnxruntime-gpu wheel with the
@@ -15,6 +15,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 apt_pkgs=(python3-venv python3-pip cmake g++ pkg-config)
 [ $want_test = 1 ] && apt_pkgs+=(dcmtk orthanc dicom3tools curl)
+# cluster tests: PostgreSQL 15 (Debian 12's default), started by the tests themselves
+[ $want_test = 1 ] && apt_pkgs+=(postgresql)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

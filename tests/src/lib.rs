@@ -17,6 +17,7 @@ pub mod dicom;
 pub mod http;
 pub mod orthanc;
 pub mod ports;
+pub mod postgres;
 pub mod process;
 pub mod python;
 pub mod radroute;
