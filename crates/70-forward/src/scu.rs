@@ -258,6 +258,14 @@ async fn payload(item: &Outgoing, target_ts: &str) -> Result<DataSet, SendOutcom
         status: None,
     })?;
     prepared.map_err(|e| match e {
+        // A spool file that is gone will not come back: retrying it until the last attempt only
+        // delays the dead letter that tells the operator.
+        Part10Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            SendOutcome::Dead {
+                reason: format!("spool file missing: {e}"),
+                status: None,
+            }
+        }
         // A file that cannot be read now may be readable later (I/O error, full file table).
         Part10Error::Io { .. } => SendOutcome::Retry {
             reason: e.to_string(),
@@ -563,6 +571,29 @@ mod tests {
             header: None,
             priority: Priority::Medium,
         }
+    }
+
+    /// A spool file deleted under a queued job is a dead letter at once, not a retry until
+    /// the last attempt; any other read error may clear and is retried.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_missing_spool_file_is_dead_and_not_retried() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut gone = item("1.2.840.10008.5.1.4.1.1.1", EXPLICIT_VR_LE);
+        gone.path = dir.path().join("incoming").join("missing.dcm");
+        match payload(&gone, EXPLICIT_VR_LE).await {
+            Err(SendOutcome::Dead { reason, .. }) => {
+                assert!(reason.contains("spool file missing"), "{reason}")
+            }
+            Err(other) => panic!("expected a dead letter, got {other:?}"),
+            Ok(_) => panic!("a missing file produced a payload"),
+        }
+        // A directory where the file should be: an I/O error that is not "not found".
+        let mut unreadable = item("1.2.840.10008.5.1.4.1.1.1", EXPLICIT_VR_LE);
+        unreadable.path = dir.path().to_path_buf();
+        assert!(matches!(
+            payload(&unreadable, EXPLICIT_VR_LE).await,
+            Err(SendOutcome::Retry { .. })
+        ));
     }
 
     #[test]
