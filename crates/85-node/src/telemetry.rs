@@ -46,6 +46,17 @@ pub const SPOOL_FREE_BYTES: &str = "radroute_spool_free_bytes";
 /// What start-up recovery did where spool and queue disagreed, by `action` (`reingested`,
 /// `quarantined`, `missing`, `purge_finished`). Counter (recorded by node/recover.rs).
 pub const SPOOL_RECOVERED: &str = "radroute_spool_recovered_total";
+/// Cluster mode: 1 while this node's heartbeats reach PostgreSQL, 0 when the last one failed.
+/// Gauge (node/cluster/heartbeat.rs).
+pub const CLUSTER_DATABASE_UP: &str = "radroute_cluster_database_up";
+/// Cluster mode: unix time (s) of this node's last heartbeat written. Gauge.
+pub const CLUSTER_HEARTBEAT_SECONDS: &str = "radroute_cluster_heartbeat_timestamp_seconds";
+/// Cluster mode: heartbeats that could not be written. Counter.
+pub const CLUSTER_HEARTBEAT_FAILURES: &str = "radroute_cluster_heartbeat_failures_total";
+/// Cluster mode: nodes by `state` (`up`, `draining`, `left`, `dead`). Gauge, read at scrape time.
+pub const CLUSTER_NODES: &str = "radroute_cluster_nodes";
+/// Cluster mode: leases held by `node`. Gauge, read at scrape time.
+pub const CLUSTER_LEASES: &str = "radroute_cluster_leases";
 
 /// Histogram buckets of [`STAGE_SECONDS`] (1 ms to 1 min).
 pub const STAGE_BUCKETS: &[f64] = &[
