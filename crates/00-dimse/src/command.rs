@@ -74,6 +74,11 @@ pub enum CommandError {
     /// The bytes end inside an element header.
     #[error("command set ends inside an element header at offset {0}")]
     Truncated(usize),
+    /// The shared pre-parse walk refuses it: the parser would lose its place in the bytes (a
+    /// US of 1 byte is read as no element but counted as one byte), then size a buffer from a
+    /// length inside a value (found by fuzzing `command_decode`: 168 MB from 83 bytes).
+    #[error("command set cannot be parsed safely: {0}")]
+    Unreadable(#[from] radroute_dataset::Refusal),
 }
 
 /// Checks every element header of an Implicit VR Little Endian command set before it is parsed:
@@ -109,6 +114,9 @@ pub fn check_element_lengths(bytes: &[u8]) -> Result<(), CommandError> {
         }
         at += 8 + declared as usize;
     }
+    // The one walker of data-set bytes (radroute-dataset) follows the parser where the flat
+    // check above cannot: values that are not whole elements of their VR.
+    radroute_dataset::check(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())?;
     Ok(())
 }
 
@@ -503,6 +511,23 @@ mod tests {
             "{err}"
         );
         assert_eq!(Command::peek_field(&bytes), None);
+    }
+
+    /// Found by fuzzing (fuzz/regressions/command_decode): a Command Field (US) of 1 byte is
+    /// read by dicom-parser as no value but counted as one byte, so the next header comes from
+    /// the middle of the bytes, where a 168 MB length was waiting.
+    #[test]
+    fn values_that_are_not_whole_elements_are_refused() {
+        // (0000,0100) US of 1 byte, then (0000,0800) of 8: every length fits the bytes.
+        let mut bytes = vec![0, 0, 0, 1, 1, 0, 0, 0, 0];
+        bytes.extend_from_slice(&[0, 0, 0, 8, 8, 0, 0, 0]);
+        bytes.extend_from_slice(&[0x0A; 8]);
+        assert!(matches!(
+            check_element_lengths(&bytes),
+            Err(CommandError::Unreadable(
+                radroute_dataset::Refusal::Misaligned { .. }
+            ))
+        ));
     }
 
     #[test]
