@@ -49,18 +49,15 @@ pub struct Evidence {
     pub held_for: Vec<String>,
 }
 
-/// One forward attempt of a job (or an operator action on it).
+/// One forward attempt of a job (or an operator action on it). Keyed by the queue's job id
+/// (the instance page lists its jobs, each with its events).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobEvent {
-    /// Spool id of the instance.
-    pub instance_id: String,
     /// Queue job id.
     pub job_id: i64,
-    /// Destination name.
-    pub destination: String,
     /// Unix milliseconds.
     pub at: i64,
-    /// `delivered`, `retry`, `dead`, `retried by <who>`, `dropped by <who>`, ...
+    /// `delivered`, `retry`, `dead`, `retried by operator`, `dropped by operator`, ...
     pub outcome: String,
     /// The error or DIMSE status, if any.
     pub detail: Option<String>,

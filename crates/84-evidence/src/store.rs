@@ -58,14 +58,12 @@ CREATE INDEX IF NOT EXISTS evidence_calling ON evidence(calling_ae_key);
 CREATE INDEX IF NOT EXISTS evidence_label ON evidence(label_key);
 CREATE TABLE IF NOT EXISTS job_events (
     id INTEGER PRIMARY KEY,
-    instance_id TEXT NOT NULL,
     job_id INTEGER NOT NULL,
-    destination TEXT NOT NULL,
     at INTEGER NOT NULL,
     outcome TEXT NOT NULL,
     detail TEXT
 );
-CREATE INDEX IF NOT EXISTS job_events_instance ON job_events(instance_id);
+CREATE INDEX IF NOT EXISTS job_events_job ON job_events(job_id);
 ";
 
 /// Search key of a text value: trimmed (blanks and NULs), upper-case; `None` when empty.
@@ -204,40 +202,36 @@ impl EvidenceStore {
     /// Records a forward attempt or an operator action on a job.
     pub fn job_event(&self, ev: &JobEvent) -> Result<()> {
         self.conn().execute(
-            "INSERT INTO job_events (instance_id, job_id, destination, at, outcome, detail)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                ev.instance_id,
-                ev.job_id,
-                ev.destination,
-                ev.at,
-                ev.outcome,
-                ev.detail
-            ],
+            "INSERT INTO job_events (job_id, at, outcome, detail) VALUES (?1, ?2, ?3, ?4)",
+            params![ev.job_id, ev.at, ev.outcome, ev.detail],
         )?;
         Ok(())
     }
 
-    /// An instance's job events, oldest first.
-    pub fn job_events(&self, instance_id: &str) -> Result<Vec<JobEvent>> {
+    /// The events of these jobs, oldest first.
+    pub fn job_events(&self, job_ids: &[i64]) -> Result<Vec<JobEvent>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT instance_id, job_id, destination, at, outcome, detail FROM job_events
-             WHERE instance_id = ?1 ORDER BY at, id",
+            "SELECT job_id, at, outcome, detail FROM job_events WHERE job_id = ?1 ORDER BY at, id",
         )?;
-        let rows = stmt.query_map([instance_id], job_event)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        let mut out = Vec::new();
+        for id in job_ids {
+            for ev in stmt.query_map([id], job_event)? {
+                out.push(ev?);
+            }
+        }
+        out.sort_by_key(|e| e.at);
+        Ok(out)
     }
 
-    /// Forgets an instance (called when its files are purged).
-    pub fn remove(&self, instance_id: &str) -> Result<()> {
+    /// Forgets an instance and its jobs' events (called when its files are purged).
+    pub fn remove(&self, instance_id: &str, job_ids: &[i64]) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         tx.execute("DELETE FROM evidence WHERE instance_id = ?1", [instance_id])?;
-        tx.execute(
-            "DELETE FROM job_events WHERE instance_id = ?1",
-            [instance_id],
-        )?;
+        for id in job_ids {
+            tx.execute("DELETE FROM job_events WHERE job_id = ?1", [id])?;
+        }
         tx.commit()?;
         Ok(())
     }
@@ -245,12 +239,10 @@ impl EvidenceStore {
 
 fn job_event(r: &Row<'_>) -> rusqlite::Result<JobEvent> {
     Ok(JobEvent {
-        instance_id: r.get(0)?,
-        job_id: r.get(1)?,
-        destination: r.get(2)?,
-        at: r.get(3)?,
-        outcome: r.get(4)?,
-        detail: r.get(5)?,
+        job_id: r.get(0)?,
+        at: r.get(1)?,
+        outcome: r.get(2)?,
+        detail: r.get(3)?,
     })
 }
 
@@ -355,24 +347,24 @@ mod tests {
     fn events_in_order_and_remove_forgets_everything() {
         let (_dir, store) = store();
         store.record(&sample("a", 1), Some(b"png")).expect("record");
-        for (at, outcome) in [(5, "delivered"), (3, "retry")] {
+        for (job_id, at, outcome) in [(7, 5, "delivered"), (7, 3, "retry"), (8, 4, "dead")] {
             store
                 .job_event(&JobEvent {
-                    instance_id: "a".into(),
-                    job_id: 7,
-                    destination: "pacs".into(),
+                    job_id,
                     at,
                     outcome: outcome.into(),
                     detail: None,
                 })
                 .expect("event");
         }
-        let events = store.job_events("a").expect("events");
+        let events = store.job_events(&[7]).expect("events");
         let outcomes: Vec<&str> = events.iter().map(|e| e.outcome.as_str()).collect();
         assert_eq!(outcomes, ["retry", "delivered"]);
-        store.remove("a").expect("remove");
+        assert_eq!(store.job_events(&[7, 8]).expect("events").len(), 3);
+        store.remove("a", &[7]).expect("remove");
         assert_eq!(store.get("a").expect("get"), None);
-        assert!(store.job_events("a").expect("events").is_empty());
+        assert!(store.job_events(&[7]).expect("events").is_empty());
+        assert_eq!(store.job_events(&[8]).expect("events").len(), 1);
         assert_eq!(store.model_input_png("a").expect("png"), None);
     }
 }

@@ -112,8 +112,8 @@ pub struct DestinationInfo {
     pub address: String,
     /// Called AE title.
     pub ae_title: String,
-    /// Whether the start-up check reached it (`None`: not checked).
-    pub reachable_at_start: Option<bool>,
+    /// Whether the last probe (start-up C-ECHO) or send reached it (`None`: not known yet).
+    pub reachable: Option<bool>,
 }
 
 /// What the rule tester runs the current rules on.

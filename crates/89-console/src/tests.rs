@@ -43,7 +43,7 @@ impl NodeView for FakeNode {
             name: "pacs".into(),
             address: "127.0.0.1:1".into(),
             ae_title: "PACS".into(),
-            reachable_at_start: None,
+            reachable: None,
         }]
     }
     fn rules_text(&self) -> String {

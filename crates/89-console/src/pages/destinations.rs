@@ -128,12 +128,12 @@ fn live(rows: &[Row]) -> Markup {
             tr { th { "Destination" } th { "Address" } th.num { "Queued" } th.num { "In flight" } th.num { "Delivered" } th.num { "Dead" } th { "Last success" } th { "Last error" } th { "C-ECHO" } }
             @for r in rows {
                 @let echo_ok = r.echo.as_ref().is_some_and(|e| e.result.is_ok());
-                @let never = r.last_success.is_none() && !echo_ok && r.info.reachable_at_start != Some(true);
+                @let never = r.last_success.is_none() && !echo_ok && r.info.reachable != Some(true);
                 tr id=(r.info.name) {
                     td {
                         strong { (r.info.name) }
                         @if never { " " span.flag.bad title="no delivery and no successful C-ECHO since this node started; check host, port and AE title" { "never reached" } }
-                        @else if r.info.reachable_at_start == Some(false) && r.last_success.is_none() { " " span.flag.warn { "unreachable at start-up" } }
+                        @else if r.info.reachable == Some(false) { " " span.flag.warn { "unreachable now" } }
                     }
                     td { code { (r.info.ae_title) "@" (r.info.address) } }
                     td.num { (r.counts.queued) } td.num { (r.counts.in_flight) } td.num { (r.counts.delivered) }

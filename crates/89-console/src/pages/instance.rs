@@ -29,10 +29,14 @@ pub async fn page(
     let key = id.clone();
     let data = layout::blocking(&state, move |s| {
         let detail = s.queue.instance(&key).map_err(|e| e.to_string())?;
+        let job_ids: Vec<i64> = detail
+            .iter()
+            .flat_map(|d| d.jobs.iter().map(|j| j.id))
+            .collect();
         let (evidence, events) = match &s.evidence {
             Some(ev) => (
                 ev.get(&key).map_err(|e| e.to_string())?,
-                ev.job_events(&key).map_err(|e| e.to_string())?,
+                ev.job_events(&job_ids).map_err(|e| e.to_string())?,
             ),
             None => (None, Vec::new()),
         };
