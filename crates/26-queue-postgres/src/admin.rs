@@ -194,7 +194,7 @@ pub(crate) async fn study(c: &Client, study_instance_uid: &str) -> Result<Vec<In
         .query(
             &format!(
                 "SELECT {INSTANCE_COLS} FROM instances i WHERE i.study_instance_uid = $1 \
-                 ORDER BY i.received_at, i.id"
+                 ORDER BY i.received_at, i.id COLLATE \"C\""
             ),
             &[&study_instance_uid],
         )
@@ -216,7 +216,7 @@ async fn detail(c: &Client, instance: InstanceRecord, op: &'static str) -> Resul
         .query(
             &format!(
                 "SELECT {JOB_VIEW_COLS} FROM jobs j JOIN instances i ON i.id = j.instance_id \
-                 WHERE j.instance_id = $1 ORDER BY j.destination"
+                 WHERE j.instance_id = $1 ORDER BY j.destination COLLATE \"C\""
             ),
             &[&instance.id],
         )

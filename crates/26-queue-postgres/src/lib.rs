@@ -56,6 +56,11 @@
 //!   by `pending_processing`.
 //! - Times come from the callers' clocks (as in SQLite): node clocks must agree to well within
 //!   `takeover_after` (NTP).
+//! - A node with no row in `nodes` counts as dead to the others: a node must heartbeat before
+//!   it leases (and keep doing so more often than `takeover_after`).
+//!
+//! Text columns are ordered with `COLLATE "C"` (byte order, as SQLite does) whatever the
+//! database's collation, so both backends list in the same order.
 #![deny(missing_docs)]
 
 mod admin;

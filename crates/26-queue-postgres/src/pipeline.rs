@@ -87,7 +87,7 @@ pub(crate) async fn pending_processing(
              AND (i.received_by = $1 OR NOT EXISTS (SELECT 1 FROM nodes n \
                   WHERE n.node_id = i.received_by AND n.state <> 'left' \
                   AND n.heartbeat_at >= $2)) \
-             ORDER BY i.received_at, i.id LIMIT $3"
+             ORDER BY i.received_at, i.id COLLATE \"C\" LIMIT $3"
         ))
         .await
         .map_err(|e| errors::db(OP, e))?;
@@ -439,7 +439,7 @@ pub(crate) async fn purgeable(
                  OR (j.state = 'dead' AND j.last_error = $3)), 0) <= $1 \
              AND COALESCE(MAX(j.updated_at) FILTER (WHERE j.state = 'dead' \
                  AND j.last_error IS DISTINCT FROM $3), 0) <= $2 \
-             ORDER BY MIN(i.received_at), i.id LIMIT $4",
+             ORDER BY MIN(i.received_at), i.id COLLATE \"C\" LIMIT $4",
         )
         .await
         .map_err(|e| errors::db(OP, e))?;
@@ -511,7 +511,7 @@ pub(crate) async fn open_instances(c: &Client) -> Result<Vec<(String, InstanceSt
     const OP: &str = "list open instances";
     let stmt = c
         .prepare_cached(
-            "SELECT id, state FROM instances WHERE state <> 'done' ORDER BY received_at, id",
+            "SELECT id, state FROM instances WHERE state <> 'done' ORDER BY received_at, id COLLATE \"C\"",
         )
         .await
         .map_err(|e| errors::db(OP, e))?;

@@ -110,7 +110,9 @@ impl PostgresQueue {
     }
 
     /// A queue on an existing pool whose connections `handle`'s runtime drives (the node's
-    /// pool, shared with instance storage). Applies the migrations.
+    /// pool, shared with instance storage). Applies the migrations. Like every call of this
+    /// type, call it from a blocking context (`spawn_blocking`, a plain thread): it waits
+    /// with `Handle::block_on`.
     pub fn new(
         pool: Pool,
         handle: Handle,

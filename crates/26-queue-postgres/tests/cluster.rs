@@ -366,3 +366,27 @@ fn an_unreachable_database_fails_fast_at_connect() {
     assert!(!err.to_string().contains("s3cret"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+/// Every pooled session carries the configured statement timeout: a statement that runs past
+/// it is cancelled by the server and reported as `Unavailable`-class trouble, not waited for.
+#[test]
+fn sessions_carry_the_statement_timeout() {
+    let url = PgServer::shared().new_database();
+    let mut config = PgConfig::new(url);
+    config.statement_timeout = Duration::from_millis(1500);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let pool = config.pool().unwrap();
+        let c = pool.get().await.unwrap();
+        let row = c.query_one("SHOW statement_timeout", &[]).await.unwrap();
+        assert_eq!(row.get::<_, String>(0), "1500ms");
+        let started = Instant::now();
+        let err = c.execute("SELECT pg_sleep(10)", &[]).await.unwrap_err();
+        assert_eq!(
+            err.code(),
+            Some(&tokio_postgres::error::SqlState::QUERY_CANCELED),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    });
+}
