@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use radroute_forward::{retry_all, Destination, Outgoing, SendOutcome, Session};
 use radroute_queue::{ForwardQueue, JobState, Outcome, UnixMillis};
-use radroute_spool::{FileKind, InstanceId, Spool};
+use radroute_spool::{FileKind, InstanceId, InstanceStore};
 use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
 
@@ -27,7 +27,7 @@ pub async fn run(
     slot: usize,
     mut dest_rx: watch::Receiver<Option<Destination>>,
     queue: Arc<dyn ForwardQueue>,
-    spool: Arc<Spool>,
+    spool: Arc<dyn InstanceStore>,
     batch_size: usize,
     wake: Arc<Notify>,
     wake_purge: Arc<Notify>,
@@ -93,15 +93,11 @@ pub async fn run(
                 // What processing left: a whole processed file, or a coerced header to put
                 // in front of the incoming file's pixels, or nothing (forward as received).
                 let (path, header) = match job.instance_id.parse::<InstanceId>() {
-                    Ok(id) if spool.contains(FileKind::Processed, &id) => {
-                        (spool.path(FileKind::Processed, &id), None)
-                    }
-                    Ok(id) if spool.contains(FileKind::Header, &id) => (
-                        spool.path(FileKind::Incoming, &id),
-                        Some(spool.path(FileKind::Header, &id)),
+                    Ok(id) => files_to_send(spool.as_ref(), &id),
+                    Err(_) => (
+                        std::path::PathBuf::from("/nonexistent/invalid-instance-id"),
+                        None,
                     ),
-                    Ok(id) => (spool.path(FileKind::Incoming, &id), None),
-                    Err(_) => (spool.root().join("invalid-instance-id"), None),
                 };
                 Outgoing {
                     key: job.id,
@@ -207,5 +203,28 @@ async fn send(
 async fn close(session: &mut Option<Session>) {
     if let Some(s) = session.take() {
         s.close().await;
+    }
+}
+
+/// The local files to send for `id`: the processed file, or the incoming file behind a coerced
+/// header, or the incoming file as received. With a remote store these are scratch copies,
+/// fetched on first use. A file that cannot be had (gone, or the store unreachable) yields a
+/// path that does not exist: the send fails and the job is retried or dead-lettered as for a
+/// missing spool file.
+fn files_to_send(
+    store: &dyn InstanceStore,
+    id: &InstanceId,
+) -> (std::path::PathBuf, Option<std::path::PathBuf>) {
+    let missing = || std::path::Path::new("/nonexistent/radroute-unavailable").join(id.as_str());
+    if let Ok(processed) = store.local_file(FileKind::Processed, id) {
+        return (processed, None);
+    }
+    let header = store.local_file(FileKind::Header, id).ok();
+    match store.local_file(FileKind::Incoming, id) {
+        Ok(incoming) => (incoming, header),
+        Err(e) => {
+            tracing::warn!(id = %id, error = %e, "instance bytes unavailable for forwarding");
+            (missing(), None)
+        }
     }
 }

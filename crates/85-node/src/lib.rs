@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use radroute_config::Config;
 use radroute_queue::{ForwardQueue, SqliteQueue};
-use radroute_spool::Spool;
+use radroute_spool::{InstanceStore, Spool};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -80,8 +80,9 @@ pub enum NodeError {
 
 /// Everything the admin surface and the workers share.
 pub struct NodeState {
-    /// Instance files.
-    pub spool: Arc<Spool>,
+    /// Instance bytes: the local spool, or PostgreSQL in cluster mode (radroute-spool's
+    /// `InstanceStore`; readers that want a file use `local_file`).
+    pub spool: Arc<dyn InstanceStore>,
     /// Forward queue.
     pub queue: Arc<dyn ForwardQueue>,
     /// True when labelling is configured and its model loaded.
@@ -90,7 +91,9 @@ pub struct NodeState {
 
 /// Opens the spool and the queue. `serve` then recovers what a crash or a lost database left
 /// (node/recover.rs): the spool is the source of truth.
-pub fn open_storage(cfg: &Config) -> Result<(Arc<Spool>, Arc<SqliteQueue>), NodeError> {
+pub fn open_storage(
+    cfg: &Config,
+) -> Result<(Arc<dyn InstanceStore>, Arc<SqliteQueue>), NodeError> {
     let spool = Spool::open(&cfg.spool.dir).map_err(|source| NodeError::Spool {
         path: cfg.spool.dir.display().to_string(),
         source,
@@ -101,7 +104,8 @@ pub fn open_storage(cfg: &Config) -> Result<(Arc<Spool>, Arc<SqliteQueue>), Node
             path: qpath.display().to_string(),
             source,
         })?;
-    Ok((Arc::new(spool), Arc::new(queue)))
+    let spool: Arc<dyn InstanceStore> = Arc::new(spool);
+    Ok((spool, Arc::new(queue)))
 }
 
 /// The node's settings that start-up and every reload derive from a [`Config`]: the one
@@ -162,7 +166,7 @@ impl Node {
             let (spool, queue) = (spool.clone(), queue.clone());
             let ae_title = cfg.node.ae_title.clone();
             tokio::task::spawn_blocking(move || {
-                recover::recover(&spool, queue.as_ref(), &ae_title)
+                recover::recover(spool.as_ref(), queue.as_ref(), &ae_title)
             })
             .await
             .map_err(|e| NodeError::Config(format!("start-up recovery failed: {e}")))?;
@@ -321,6 +325,8 @@ impl Node {
         let handler = Arc::new(store::SpoolingHandler {
             spool: spool.clone(),
             queue: queue.clone(),
+            // Cluster mode sets a one-transaction ingest here (store::Ingest).
+            ingest: None,
             wake_processing: wake_processing.clone(),
             min_free_bytes: live.min_free_bytes.clone(),
             handoff,
@@ -376,7 +382,7 @@ struct ForwardWorkers {
     /// Worker slots started per destination (a slot at or past `associations` stops itself).
     running: HashMap<String, usize>,
     queue: Arc<dyn ForwardQueue>,
-    spool: Arc<Spool>,
+    spool: Arc<dyn InstanceStore>,
     batch_size: usize,
     wake_forward: Arc<Notify>,
     wake_purge: Arc<Notify>,

@@ -19,7 +19,7 @@ use radroute_queue::{ForwardQueue, InstanceRecord, UnixMillis};
 use radroute_route::{
     Attributes, InstanceLabel, RouteInput, RuleRef, RuleSet, Study, StudyTracker, Tag,
 };
-use radroute_spool::{FileKind, InstanceId, Spool};
+use radroute_spool::{FileKind, InstanceId, InstanceStore};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::{info, warn};
 
@@ -52,7 +52,7 @@ impl Attributes for ObjectAttributes<'_> {
 
 /// Shared state of the processing step.
 pub struct Processing {
-    pub(crate) spool: Arc<Spool>,
+    pub(crate) spool: Arc<dyn InstanceStore>,
     pub(crate) queue: Arc<dyn ForwardQueue>,
     pub(crate) rules: RwLock<Arc<RuleSet>>,
     pub(crate) labeler: Option<Arc<dyn Labeler>>,
@@ -294,10 +294,16 @@ impl Processing {
         };
         let mut obj = match self.handoff.take(&record.id) {
             Some(obj) => obj,
-            None => match OpenFileOptions::new()
-                .read_preamble(ReadPreamble::Always)
-                .open_file(self.spool.path(FileKind::Incoming, &id))
-            {
+            None => match self
+                .spool
+                .local_file(FileKind::Incoming, &id)
+                .map_err(|e| e.to_string())
+                .and_then(|path| {
+                    OpenFileOptions::new()
+                        .read_preamble(ReadPreamble::Always)
+                        .open_file(path)
+                        .map_err(|e| e.to_string())
+                }) {
                 Ok(obj) => obj,
                 Err(e) => {
                     return self.route_unread(record, format!("cannot read spooled file: {e}"))
@@ -364,7 +370,7 @@ impl Processing {
         if modified {
             // Rules never edit Pixel Data; an edit of an element after it needs a whole file.
             let pixels_untouched = super::edits::before_pixel_data(&decision.edits);
-            if let Err(e) = write_processed(&self.spool, &id, &mut obj, pixels_untouched) {
+            if let Err(e) = write_processed(self.spool.as_ref(), &id, &mut obj, pixels_untouched) {
                 notes.push(format!(
                     "processed file not written, forwarding the original: {e}"
                 ));
@@ -489,17 +495,25 @@ impl Processing {
         // The current coerced state: a header file, a whole processed file, or the original.
         let kind = [FileKind::Header, FileKind::Processed]
             .into_iter()
-            .find(|&k| self.spool.contains(k, &id))
+            .find(|&k| self.spool.contains(k, &id).unwrap_or(false))
             .unwrap_or(FileKind::Incoming);
         let mut obj = OpenFileOptions::new()
             .read_preamble(ReadPreamble::Always)
-            .open_file(self.spool.path(kind, &id))
+            .open_file(
+                self.spool
+                    .local_file(kind, &id)
+                    .map_err(|e| e.to_string())?,
+            )
             .map_err(|e| e.to_string())?;
         let pixels_untouched = super::edits::before_pixel_data(edits);
         if kind == FileKind::Header && !pixels_untouched {
             // A header holds nothing from Pixel Data on: join the incoming file's tail to it
             // and write a whole processed file.
-            super::edits::append_tail(&mut obj, &self.spool.path(FileKind::Incoming, &id))?;
+            let incoming = self
+                .spool
+                .local_file(FileKind::Incoming, &id)
+                .map_err(|e| e.to_string())?;
+            super::edits::append_tail(&mut obj, &incoming)?;
         }
         super::edits::apply(&mut obj, edits)?;
         if kind == FileKind::Header && pixels_untouched {
@@ -508,13 +522,12 @@ impl Processing {
             obj.write_all(&mut bytes).map_err(|e| e.to_string())?;
             return self
                 .spool
-                .store(FileKind::Header, &id, &bytes)
-                .map(drop)
+                .put(FileKind::Header, &id, &[&bytes])
                 .map_err(|e| e.to_string());
         }
         // A whole processed file exists only where a header could not be split off.
         write_processed(
-            &self.spool,
+            self.spool.as_ref(),
             &id,
             &mut obj,
             kind == FileKind::Incoming && pixels_untouched,
@@ -621,7 +634,7 @@ fn priority_of(p: radroute_route::Priority) -> i8 {
 /// Pixel Data on, so labelling a 10 MB radiograph writes kilobytes. Deflated data sets cannot be
 /// spliced and are written whole, as Explicit VR Little Endian (see docs/ARCHITECTURE.md).
 fn write_processed(
-    spool: &Spool,
+    spool: &dyn InstanceStore,
     id: &InstanceId,
     obj: &mut DefaultDicomObject,
     pixels_untouched: bool,
@@ -633,13 +646,14 @@ fn write_processed(
     let splittable = pixels_untouched
         && has_pixels
         && !deflated
-        && matches!(
-            radroute_forward::part10::splice_point(
-                &spool.path(FileKind::Incoming, id),
-                obj.meta().transfer_syntax()
-            ),
-            Ok(Some(_))
-        );
+        && spool
+            .local_file(FileKind::Incoming, id)
+            .is_ok_and(|incoming| {
+                matches!(
+                    radroute_forward::part10::splice_point(&incoming, obj.meta().transfer_syntax()),
+                    Ok(Some(_))
+                )
+            });
     let (kind, stale) = if splittable {
         (FileKind::Header, FileKind::Processed)
     } else {
@@ -672,7 +686,7 @@ fn write_processed(
         bytes = Vec::with_capacity(16 << 20);
         obj.write_all(&mut bytes).map_err(|e| e.to_string())?;
     }
-    spool.store(kind, id, &bytes).map_err(|e| e.to_string())?;
+    spool.put(kind, id, &[&bytes]).map_err(|e| e.to_string())?;
     spool.remove_kind(stale, id).map_err(|e| e.to_string())?;
     Ok(())
 }

@@ -61,7 +61,7 @@ fn receive(p: &Processing, received_at: UnixMillis, peer: &str) -> InstanceRecor
     file.write_all(&mut bytes).expect("write object");
     let id = InstanceId::generate();
     p.spool
-        .store(FileKind::Incoming, &id, &bytes)
+        .put(FileKind::Incoming, &id, &[&bytes])
         .expect("spool file");
     p.queue
         .add_instance(&NewInstance {
@@ -116,7 +116,11 @@ fn unreadable_instances_are_routed_on_the_peer_address() {
     let p = processing(&dir, routes);
     let record = receive(&p, UnixMillis::now(), "10.9.8.7:4000");
     let id: InstanceId = record.id.parse().expect("id");
-    std::fs::write(p.spool.path(FileKind::Incoming, &id), b"not DICOM").expect("damage file");
+    std::fs::write(
+        p.spool.local_file(FileKind::Incoming, &id).unwrap(),
+        b"not DICOM",
+    )
+    .expect("damage file");
     let processed = p.process(&record);
     assert!(
         processed

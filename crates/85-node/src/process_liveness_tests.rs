@@ -79,7 +79,7 @@ fn receive(p: &Processing, study: &str, modality: &str, n: usize) -> InstanceRec
     file.write_all(&mut bytes).expect("write object");
     let id = InstanceId::generate();
     p.spool
-        .store(FileKind::Incoming, &id, &bytes)
+        .put(FileKind::Incoming, &id, &[&bytes])
         .expect("spool file");
     p.queue
         .add_instance(&NewInstance {
@@ -200,8 +200,8 @@ fn a_panic_while_processing_routes_the_instance_unlabelled_with_a_note() {
     assert_eq!(detail.jobs.len(), 1, "forwarded to pacs");
     // Forwarded as received: nothing half-written by the panicked attempt is sent instead.
     let id: InstanceId = first.id.parse().unwrap();
-    assert!(!p.spool.contains(FileKind::Header, &id));
-    assert!(!p.spool.contains(FileKind::Processed, &id));
+    assert!(!p.spool.contains(FileKind::Header, &id).unwrap());
+    assert!(!p.spool.contains(FileKind::Processed, &id).unwrap());
     // The loop goes on with the next instance, which is labelled as usual.
     let second = receive(p, "1.2.3", "CR", 2);
     wait_processed(p, std::slice::from_ref(&second.id), Duration::from_secs(10));

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use radroute_queue::{ForwardQueue, Retention, UnixMillis};
-use radroute_spool::{InstanceId, Spool};
+use radroute_spool::{InstanceId, InstanceStore};
 use tokio::sync::{watch, Notify};
 use tracing::{debug, warn};
 
@@ -28,7 +28,7 @@ const POLL: Duration = Duration::from_secs(5);
 /// Runs until `stop` turns true.
 pub async fn run(
     queue: Arc<dyn ForwardQueue>,
-    spool: Arc<Spool>,
+    spool: Arc<dyn InstanceStore>,
     retention: Retention,
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
@@ -36,9 +36,10 @@ pub async fn run(
     loop {
         let q = queue.clone();
         let s = spool.clone();
-        let purged = tokio::task::spawn_blocking(move || purge_once(q.as_ref(), &s, retention))
-            .await
-            .unwrap_or(0);
+        let purged =
+            tokio::task::spawn_blocking(move || purge_once(q.as_ref(), s.as_ref(), retention))
+                .await
+                .unwrap_or(0);
         if purged > 0 {
             debug!(purged, "spool files purged");
             continue;
@@ -56,7 +57,11 @@ pub async fn run(
 
 /// One round: up to [`BATCH`] purgeable instances marked done and their files removed.
 /// Returns how many were marked done.
-pub(crate) fn purge_once(queue: &dyn ForwardQueue, spool: &Spool, retention: Retention) -> usize {
+pub(crate) fn purge_once(
+    queue: &dyn ForwardQueue,
+    spool: &dyn InstanceStore,
+    retention: Retention,
+) -> usize {
     let now = UnixMillis::now();
     let ids = match queue.purgeable(now, retention, BATCH) {
         Ok(ids) => ids,

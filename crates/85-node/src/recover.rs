@@ -29,7 +29,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::file::ReadPreamble;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use radroute_queue::{ForwardQueue, InstanceState, NewInstance, UnixMillis};
-use radroute_spool::{FileKind, InstanceId, Spool};
+use radroute_spool::{FileKind, InstanceId, InstanceStore};
 use tracing::{info, warn};
 
 /// Peer address recorded for a re-ingested instance: the sender's address is not in the file.
@@ -53,7 +53,11 @@ pub(crate) struct Summary {
 
 /// Runs start-up recovery (see the module documentation). `ae_title` is recorded as the called
 /// AE title of re-ingested instances (the node's own: the file does not say which it was).
-pub(crate) fn recover(spool: &Spool, queue: &dyn ForwardQueue, ae_title: &str) -> Summary {
+pub(crate) fn recover(
+    spool: &dyn InstanceStore,
+    queue: &dyn ForwardQueue,
+    ae_title: &str,
+) -> Summary {
     // Recovery runs before the admin surface starts: install the metrics recorder first so
     // its counters are not lost.
     let _ = crate::telemetry::prometheus();
@@ -114,7 +118,7 @@ pub(crate) fn recover(spool: &Spool, queue: &dyn ForwardQueue, ae_title: &str) -
 /// One instance the queue has open: drop stale derived files of a `received` one, give up the
 /// jobs of one whose incoming file is gone.
 fn check_open(
-    spool: &Spool,
+    spool: &dyn InstanceStore,
     queue: &dyn ForwardQueue,
     id: &str,
     state: InstanceState,
@@ -132,7 +136,12 @@ fn check_open(
         return;
     }
     // A whole processed file is sent without the incoming file.
-    if present || (state == InstanceState::Routed && spool.contains(FileKind::Processed, &parsed)) {
+    if present
+        || (state == InstanceState::Routed
+            && spool
+                .contains(FileKind::Processed, &parsed)
+                .unwrap_or(false))
+    {
         return;
     }
     let result = match state {
@@ -155,9 +164,9 @@ fn check_open(
 
 /// Removes the header and processed files of an instance that is to be processed (again):
 /// they are stale, and the forwarder would send one in preference to the incoming file.
-fn remove_stale(spool: &Spool, id: &InstanceId) {
+fn remove_stale(spool: &dyn InstanceStore, id: &InstanceId) {
     for kind in [FileKind::Processed, FileKind::Header] {
-        if spool.contains(kind, id) {
+        if spool.contains(kind, id).unwrap_or(false) {
             match spool.remove_kind(kind, id) {
                 Ok(()) => info!(id = %id, kind = %kind, "stale file removed before processing"),
                 Err(e) => warn!(id = %id, kind = %kind, error = %e, "cannot remove a stale file"),
@@ -169,7 +178,7 @@ fn remove_stale(spool: &Spool, id: &InstanceId) {
 /// Adds an intact incoming file the queue does not know as a received instance, or moves it
 /// to `quarantine/` when it does not read as Part 10.
 fn reingest(
-    spool: &Spool,
+    spool: &dyn InstanceStore,
     queue: &dyn ForwardQueue,
     id: &InstanceId,
     ae_title: &str,
@@ -180,7 +189,7 @@ fn reingest(
         Err(reason) => {
             match spool.quarantine(FileKind::Incoming, id) {
                 Ok(to) => {
-                    warn!(id = %id, reason = %reason, to = %to.display(), "spool file unreadable: moved to quarantine");
+                    warn!(id = %id, reason = %reason, to = %to, "spool file unreadable: moved to quarantine");
                     summary.quarantined += 1;
                     count("quarantined");
                 }
@@ -211,14 +220,22 @@ fn reingest(
 /// transfer syntax from its meta, calling AE from the meta's Source Application Entity Title,
 /// Study Instance UID from the data set header (read up to it, not the pixels), reception time
 /// from the file's modification time (spool files are written once).
-fn describe(spool: &Spool, id: &InstanceId, ae_title: &str) -> Result<NewInstance, String> {
+fn describe(
+    spool: &dyn InstanceStore,
+    id: &InstanceId,
+    ae_title: &str,
+) -> Result<NewInstance, String> {
     let stat = spool
         .stat(FileKind::Incoming, id)
         .map_err(|e| e.to_string())?;
     let obj: DefaultDicomObject = OpenFileOptions::new()
         .read_preamble(ReadPreamble::Always)
         .read_until(Tag(0x0020, 0x000E))
-        .open_file(spool.path(FileKind::Incoming, id))
+        .open_file(
+            spool
+                .local_file(FileKind::Incoming, id)
+                .map_err(|e| e.to_string())?,
+        )
         .map_err(|e| format!("not a readable Part-10 file: {e}"))?;
     let meta = obj.meta();
     let sop_instance_uid = meta.media_storage_sop_instance_uid().trim().to_string();
@@ -250,7 +267,7 @@ fn describe(spool: &Spool, id: &InstanceId, ae_title: &str) -> Result<NewInstanc
 }
 
 /// Files of an instance the queue has `done`: its purge was interrupted; finish it.
-fn finish_purge(spool: &Spool, id: &InstanceId, summary: &mut Summary) {
+fn finish_purge(spool: &dyn InstanceStore, id: &InstanceId, summary: &mut Summary) {
     match spool.remove(id) {
         Ok(()) => {
             info!(id = %id, "files of a purged instance removed (interrupted purge)");
@@ -265,7 +282,7 @@ fn finish_purge(spool: &Spool, id: &InstanceId, summary: &mut Summary) {
 /// open: removed when the queue has the instance `done` (interrupted purge), else moved to
 /// `quarantine/` (a processed file is a whole instance: never deleted unread).
 fn derived_leftovers(
-    spool: &Spool,
+    spool: &dyn InstanceStore,
     queue: &dyn ForwardQueue,
     incoming: &BTreeSet<InstanceId>,
     open: &HashMap<String, InstanceState>,
@@ -283,7 +300,7 @@ fn derived_leftovers(
                 }
                 Ok(None) => match spool.quarantine(kind, id) {
                     Ok(to) => {
-                        warn!(id = %id, kind = %kind, to = %to.display(), "derived spool file without its instance: moved to quarantine");
+                        warn!(id = %id, kind = %kind, to = %to, "derived spool file without its instance: moved to quarantine");
                         summary.quarantined += 1;
                         count("quarantined");
                     }

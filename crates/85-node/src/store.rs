@@ -13,7 +13,7 @@ use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
 use radroute_dimse::Status;
 use radroute_queue::{ForwardQueue, NewInstance, UnixMillis};
 use radroute_receive::{IncomingInstance, StoreHandler, StoreResult};
-use radroute_spool::{FileKind, InstanceId, Spool};
+use radroute_spool::{FileKind, InstanceId, InstanceStore};
 use tokio::sync::Notify;
 use tracing::warn;
 
@@ -24,10 +24,29 @@ pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.2290815191313123461576243021869
 /// Implementation Version Name written next to it.
 pub const IMPLEMENTATION_VERSION_NAME: &str = "RADROUTE_0_1";
 
+/// Makes a received instance durable in one step: its bytes and its queue row commit together
+/// or not at all (cluster mode: `radroute_store_postgres::PgStore::put_with` running the
+/// queue's `insert_instance` in the same PostgreSQL transaction). Without it the store step
+/// writes the spool file (fsynced), then commits the queue row, and removes the file if that
+/// fails. Called from a blocking thread; `Ok` means committed.
+pub trait Ingest: Send + Sync {
+    /// Stores `parts` (file meta, then the data set) as the incoming object of `id` together
+    /// with the queue row `row`.
+    fn ingest(
+        &self,
+        id: &InstanceId,
+        parts: &[&[u8]],
+        row: &NewInstance,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+}
+
 /// Stores received instances durably and wakes the processing step.
 pub struct SpoolingHandler {
-    pub(crate) spool: Arc<Spool>,
+    pub(crate) spool: Arc<dyn InstanceStore>,
     pub(crate) queue: Arc<dyn ForwardQueue>,
+    /// Cluster mode: stores bytes and queue row in one transaction instead of `spool` then
+    /// `queue` (see [`Ingest`]).
+    pub(crate) ingest: Option<Arc<dyn Ingest>>,
     pub(crate) wake_processing: Arc<Notify>,
     /// Disk watermark; an atomic so a configuration reload can change it.
     pub(crate) min_free_bytes: Arc<std::sync::atomic::AtomicU64>,
@@ -45,13 +64,22 @@ impl StoreHandler for SpoolingHandler {
     async fn store(&self, instance: IncomingInstance) -> StoreResult {
         let spool = self.spool.clone();
         let queue = self.queue.clone();
+        let ingest = self.ingest.clone();
         let handoff = self.handoff.clone();
         let max_inflated = self.max_inflated;
         let min_free = self
             .min_free_bytes
             .load(std::sync::atomic::Ordering::Relaxed);
         let result = tokio::task::spawn_blocking(move || {
-            store_blocking(&spool, queue.as_ref(), &handoff, min_free, max_inflated, instance)
+            store_blocking(
+                spool.as_ref(),
+                queue.as_ref(),
+                ingest.as_deref(),
+                &handoff,
+                min_free,
+                max_inflated,
+                instance,
+            )
         })
         .await
         .unwrap_or_else(|e| {
@@ -88,8 +116,9 @@ pub(super) fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
 }
 
 fn store_blocking(
-    spool: &Spool,
+    spool: &dyn InstanceStore,
     queue: &dyn ForwardQueue,
+    ingest: Option<&dyn Ingest>,
     handoff: &Handoff,
     min_free: u64,
     max_inflated: usize,
@@ -179,12 +208,34 @@ fn store_blocking(
     }
     let id = InstanceId::generate();
     let bytes = (header.len() + data.len()) as u64;
-    if let Err(e) = spool.store_parts(FileKind::Incoming, &id, &[&header, &data]) {
+    let study_instance_uid = text(&obj, tags::STUDY_INSTANCE_UID);
+    let row = NewInstance {
+        id: id.as_str().to_string(),
+        sop_instance_uid: instance.sop_instance_uid.clone(),
+        sop_class_uid: instance.sop_class_uid.clone(),
+        transfer_syntax: instance.transfer_syntax.clone(),
+        study_instance_uid,
+        calling_ae: instance.association.calling_ae.clone(),
+        called_ae: instance.association.called_ae.clone(),
+        peer_addr: instance.association.peer.to_string(),
+        received_at: UnixMillis::now(),
+        bytes,
+    };
+    // Cluster mode: bytes and queue row in one transaction, committed before the answer.
+    // Single node: the spool file (fsynced), then the queue row below.
+    let stored = match ingest {
+        Some(ingest) => ingest
+            .ingest(&id, &[&header, &data], &row)
+            .map_err(|e| e.to_string()),
+        None => spool
+            .put(FileKind::Incoming, &id, &[&header, &data])
+            .map_err(|e| e.to_string()),
+    };
+    if let Err(e) = stored {
         metrics::counter!("radroute_store_refused_total", "reason" => "spool_error").increment(1);
         warn!(error = %e, sop_instance_uid = %instance.sop_instance_uid, "spool write failed");
         return StoreResult::failure(Status::OUT_OF_RESOURCES, format!("cannot store: {e}"));
     }
-    let study_instance_uid = text(&obj, tags::STUDY_INSTANCE_UID);
     let held = data.len();
     if let Some(n) = native {
         // The received buffer becomes the Pixel Data value: shift the pixels to its start
@@ -198,21 +249,13 @@ fn store_blocking(
     } else {
         drop(data);
     }
-    // Offered before the queue commit makes the instance visible to the processing step.
+    // Offered before the queue commit makes the instance visible to the processing step
+    // (single node; after an ingest's commit, a processing step that is quicker than the
+    // offer reads the store's local copy instead).
     let offered = handoff.offer(id.as_str(), obj.with_exact_meta(meta), held);
-    let row = NewInstance {
-        id: id.as_str().to_string(),
-        sop_instance_uid: instance.sop_instance_uid.clone(),
-        sop_class_uid: instance.sop_class_uid.clone(),
-        transfer_syntax: instance.transfer_syntax.clone(),
-        study_instance_uid,
-        calling_ae: instance.association.calling_ae.clone(),
-        called_ae: instance.association.called_ae.clone(),
-        peer_addr: instance.association.peer.to_string(),
-        received_at: UnixMillis::now(),
-        bytes,
-    };
-    if let Err(e) = queue.add_instance(&row) {
+    if ingest.is_some() {
+        // Already committed with the bytes.
+    } else if let Err(e) = queue.add_instance(&row) {
         warn!(error = %e, sop_instance_uid = %instance.sop_instance_uid, "queue insert failed");
         // Not acknowledged: the file must not linger as an orphan.
         let _ = spool.remove(&id);

@@ -32,7 +32,7 @@ use radroute_config::AdminConfig;
 use radroute_node::telemetry::prometheus;
 use radroute_node::{Node, NodeError, NodeState};
 use radroute_queue::ForwardQueue;
-use radroute_spool::Spool;
+use radroute_spool::InstanceStore;
 use tracing::{info, warn};
 
 /// The OpenAPI description of every route below, served at `/api/v1/openapi.yaml`.
@@ -42,8 +42,8 @@ pub const OPENAPI_YAML: &str = include_str!("../../../docs/openapi.yaml");
 /// tests build it directly.
 #[derive(Clone)]
 pub struct AdminState {
-    /// Instance files (readiness probe, free space gauge).
-    pub spool: Arc<Spool>,
+    /// Instance bytes (readiness probe, free space gauge): the local spool or PostgreSQL.
+    pub spool: Arc<dyn InstanceStore>,
     /// The forward queue.
     pub queue: Arc<dyn ForwardQueue>,
     /// `Some(true)` when labelling is configured and its model loaded, `Some(false)` when it
@@ -173,11 +173,9 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
     let s = state.clone();
     let checks = tokio::task::spawn_blocking(move || {
         let mut problems = Vec::new();
-        if let Err(e) = s.spool.free_bytes() {
-            problems.push(format!("spool: {e}"));
-        }
-        let probe = s.spool.root().join("tmp").join(".readyz");
-        if let Err(e) = std::fs::write(&probe, b"ok").and_then(|_| std::fs::remove_file(&probe)) {
+        // Free space answers, a probe file can be written, and (cluster mode) PostgreSQL
+        // answers: InstanceStore::check_ready.
+        if let Err(e) = s.spool.check_ready() {
             problems.push(format!("spool not writable: {e}"));
         }
         if let Err(e) = s.queue.counts() {
