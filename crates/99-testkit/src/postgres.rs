@@ -113,6 +113,8 @@ impl PgServer {
             owner,
             watcher: Mutex::new(None),
         };
+        // Before anything starts: a test killed during initdb or pg_ctl start leaves nothing.
+        server.spawn_watcher();
         let initdb = server.bin.join("initdb");
         let out = server.run_as_server_user(&[
             initdb.to_string_lossy().as_ref(),
@@ -138,10 +140,7 @@ impl PgServer {
         for _ in 0..5 {
             server.port = free_port();
             match server.pg_ctl_start() {
-                Ok(()) => {
-                    server.spawn_watcher();
-                    return server;
-                }
+                Ok(()) => return server,
                 Err(log) => last = log,
             }
         }
@@ -291,15 +290,21 @@ impl PgServer {
         text.lines().next()?.trim().parse().ok()
     }
 
-    /// Starts `sh` watching this process: when it disappears, the watcher sends the postmaster
-    /// SIGQUIT (immediate shutdown) and removes the directory.
+    /// Starts `sh` watching this process: once it is gone (killed without running `Drop` or
+    /// the exit handler), the watcher sends whatever postmaster the data directory names
+    /// SIGQUIT (immediate shutdown) for 10 s (a start may still be under way), then SIGKILL,
+    /// and removes the directory.
     fn spawn_watcher(&self) {
-        let (Some(pg), Some(dir)) = (self.postmaster_pid(), self.dir.as_ref()) else {
+        let Some(dir) = self.dir.as_ref() else {
             return;
         };
+        let pidfile = shell_quote(&self.data.join("postmaster.pid").to_string_lossy());
         let script = format!(
-            "while kill -0 {me} 2>/dev/null; do sleep 1; done; kill -QUIT {pg} 2>/dev/null; \
-             sleep 2; kill -KILL {pg} 2>/dev/null; rm -rf {dir}",
+            "while kill -0 {me} 2>/dev/null; do sleep 1; done; pid=; \
+             for i in 1 2 3 4 5 6 7 8 9 10; do \
+               p=$(head -n1 {pidfile} 2>/dev/null); [ -n \"$p\" ] && pid=$p; \
+               [ -n \"$pid\" ] && kill -QUIT \"$pid\" 2>/dev/null; sleep 1; \
+             done; [ -n \"$pid\" ] && kill -KILL \"$pid\" 2>/dev/null; rm -rf {dir}",
             me = std::process::id(),
             dir = shell_quote(&dir.path().to_string_lossy()),
         );
@@ -309,13 +314,8 @@ impl PgServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
-        if let Ok(child) = child {
-            if let Ok(mut w) = self.watcher.lock() {
-                if let Some(mut old) = w.replace(child) {
-                    let _ = old.kill();
-                    let _ = old.wait();
-                }
-            }
+        if let (Ok(child), Ok(mut w)) = (child, self.watcher.lock()) {
+            *w = Some(child);
         }
     }
 
