@@ -88,13 +88,13 @@ impl PgServer {
     /// not installed or does not start.
     pub fn start_with(options: PgOptions) -> PgServer {
         let bin = pg_bin();
+        let owner = server_user();
         let dir = tempfile::Builder::new()
             .prefix("radroute-pg-")
-            .tempdir()
+            .tempdir_in(parent_dir(owner.is_some()))
             .unwrap_or_else(|e| panic!("postgres test server: cannot create a temp dir: {e}"));
         let root = dir.path().to_path_buf();
         let data = root.join("data");
-        let owner = server_user();
         // The postgres user must traverse the directory and own the data directory.
         set_mode(&root, 0o755);
         std::fs::create_dir(&data)
@@ -405,6 +405,23 @@ fn server_user() -> Option<(libc::uid_t, libc::gid_t)> {
     // SAFETY: pw is non-null and points to libc's static passwd record.
     let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
     Some((uid, gid))
+}
+
+/// Where the server's directory goes: the temporary directory, unless the `postgres` user
+/// (when we are root) could not reach it (`$TMPDIR` under a private home): then `/tmp`.
+fn parent_dir(other_user: bool) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = std::env::temp_dir();
+    let reachable = tmp.ancestors().all(|p| {
+        std::fs::metadata(p)
+            .map(|m| m.permissions().mode() & 0o001 != 0)
+            .unwrap_or(false)
+    });
+    if other_user && !reachable {
+        PathBuf::from("/tmp")
+    } else {
+        tmp
+    }
 }
 
 fn set_mode(path: &Path, mode: u32) {
