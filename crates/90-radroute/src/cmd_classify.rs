@@ -15,6 +15,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use radroute_classify::{ClassifyError, Device, Model, Prediction, RuntimeOptions};
 use radroute_decode::{load_display, preprocess, DecodeError};
 
+mod explain;
+
 /// Where to find the model and ONNX Runtime (shared by `classify` and `eval`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
@@ -55,6 +57,14 @@ pub struct ClassifyArgs {
     /// Model and runtime.
     #[command(flatten)]
     pub model: ModelArgs,
+    /// Write, per file, the exact model input (`<stem>.input.png`) and an occlusion-sensitivity
+    /// map over it (`<stem>.occlusion.png`: 32 px patches every 16 px; red where hiding a region
+    /// lowers the label's score) into `--explain-dir`.
+    #[arg(long)]
+    pub explain: bool,
+    /// Folder for the `--explain` pictures (created if missing).
+    #[arg(long, default_value = ".", requires = "explain")]
+    pub explain_dir: PathBuf,
     /// DICOM, PNG or JPEG files, or folders searched recursively.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
@@ -301,6 +311,9 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode, CommandError> {
         return Err(CommandError::NoInputs(shown.join(", ")));
     }
     let mut model = load_model(&args.model)?;
+    if args.explain {
+        return Ok(explain::run(args, &files, &mut model));
+    }
     let info = model.info();
     let model_name = format!("{} {}", info.name, info.version);
     let bar = (!args.json && files.len() > 1).then(|| {
