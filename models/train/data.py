@@ -7,8 +7,25 @@ import hashlib
 import os
 from collections import defaultdict
 
-CLASSES = ["shoulder", "elbow", "hand", "pelvis", "knee"]  # model outputs, in this order
-ALL_CLASSES = CLASSES + ["other"]
+ORIGINAL_CLASSES = ["shoulder", "elbow", "hand", "pelvis", "knee"]  # 1.x classes (Yi et al. 2019)
+# 2.0.0: regions taken out of the radiographs' `other` class by their `detail` (UNIFESP labels)
+NEW_CLASSES = ["chest", "abdomen", "cspine", "lspine", "foot", "ankle", "wrist"]
+CLASSES = ORIGINAL_CLASSES + NEW_CLASSES  # model outputs, in this order
+ALL_CLASSES = CLASSES + ["other"]  # `other`: remaining anatomy, must be abstained
+MANIFEST_CLASSES = ORIGINAL_CLASSES + ["other"]  # the `class` column of the radiographs' MANIFEST.tsv
+
+
+def label_of(row: dict) -> str:
+    """The model label of a MANIFEST row (label policy: models/bodypart/MODEL_CARD.md).
+
+    The five 1.x classes keep their folder class (UNIFESP "hand+wrist" films are HAND, "hip" views
+    PELVIS); an `other` image becomes a new class when its `detail` names one (a dedicated wrist view
+    is WRIST); everything else (t-spine, skull, sinus, finger, ...) stays `other`.
+    """
+    if row["class"] in ORIGINAL_CLASSES:
+        return row["class"]
+    detail = row.get("detail", "")
+    return detail if detail in NEW_CLASSES else "other"
 FRACTIONS = (0.64, 0.12, 0.24)  # train / validation / test, as in Yi et al. 2019
 
 
@@ -16,14 +33,15 @@ def read_manifest(root: str) -> list[dict]:
     with open(os.path.join(root, "MANIFEST.tsv"), newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     for r in rows:
-        assert r["class"] in ALL_CLASSES, r["class"]
+        assert r["class"] in MANIFEST_CLASSES, r["class"]
+        r["label"] = label_of(r)
     return rows
 
 
 def _patient_stratum(rows_of_patient: list[dict]) -> str:
     # A patient with several images is stratified by its rarest (class, source) pair, so that thin
     # classes such as elbow get patients in every split.
-    keys = sorted({(r["class"], r["source"]) for r in rows_of_patient})
+    keys = sorted({(r.get("label", r["class"]), r["source"]) for r in rows_of_patient})
     return "|".join(keys[0])
 
 
@@ -50,10 +68,10 @@ def make_split(rows: list[dict], seed: int = 20190509, fractions=FRACTIONS) -> d
     # rarity of each (class, source) pair decides the stratum of multi-image patients
     pair_n = defaultdict(int)
     for r in rows:
-        pair_n[(r["class"], r["source"])] += 1
+        pair_n[(r.get("label", r["class"]), r["source"])] += 1
     strata = defaultdict(list)
     for p, rs in by_patient.items():
-        keys = sorted({(r["class"], r["source"]) for r in rs}, key=lambda k: (pair_n[k], k))
+        keys = sorted({(r.get("label", r["class"]), r["source"]) for r in rs}, key=lambda k: (pair_n[k], k))
         strata["|".join(keys[0])].append(p)
     out = {}
     for name in sorted(strata):
@@ -73,11 +91,12 @@ def assign(rows: list[dict], seed: int = 20190509) -> list[dict]:
 
 
 def write_splits_tsv(rows: list[dict], path: str) -> None:
+    """`class` is the model label (label_of); `detail` the radiographs' finer label."""
     with open(path, "w", newline="") as f:
         w = csv.writer(f, delimiter="\t", lineterminator="\n")
-        w.writerow(["path", "class", "source", "patient", "split"])
+        w.writerow(["path", "class", "detail", "source", "patient", "split"])
         for r in sorted(rows, key=lambda r: r["path"]):
-            w.writerow([r["path"], r["class"], r["source"], r["patient"], r["split"]])
+            w.writerow([r["path"], r["label"], r.get("detail", ""), r["source"], r["patient"], r["split"]])
 
 
 def read_splits_tsv(path: str) -> list[dict]:
@@ -97,13 +116,13 @@ def sampling_weights(rows: list[dict], unifesp_share: float | None = None) -> np
     n_c = defaultdict(int)
     n_cs = defaultdict(int)
     for r in rows:
-        n_c[r["class"]] += 1
-        n_cs[(r["class"], r["source"])] += 1
+        n_c[r.get("label", r["class"])] += 1
+        n_cs[(r.get("label", r["class"]), r["source"])] += 1
     cls_mass = {c: np.sqrt(n) for c, n in n_c.items()}
     z = sum(cls_mass.values())
     w = np.empty(len(rows))
     for i, r in enumerate(rows):
-        c, s = r["class"], r["source"]
+        c, s = r.get("label", r["class"]), r["source"]
         src_z = sum(np.sqrt(n) for (cc, _), n in n_cs.items() if cc == c)
         share = np.sqrt(n_cs[(c, s)]) / src_z
         others = [(cc, ss) for (cc, ss) in n_cs if cc == c and ss != "unifesp"]

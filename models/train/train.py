@@ -1,4 +1,4 @@
-"""Train one body-part classifier (shared backbone, five one-vs-rest sigmoid heads).
+"""Train one body-part classifier (shared backbone, one one-vs-rest sigmoid head per class of data.CLASSES).
 
     python models/train/train.py --data ../shared/data/radiographs --arch mobilenet_v2 --out /tmp/bp/mobilenet_v2
 
@@ -45,7 +45,7 @@ def find_mobilenet_weights() -> str:
 
 
 class BodyPartNet(nn.Module):
-    """Backbone + five independent logistic heads (one linear unit per class)."""
+    """Backbone + independent logistic heads (one linear unit per class of data.CLASSES)."""
 
     def __init__(self, arch: str, pretrained: bool = True):
         super().__init__()
@@ -82,12 +82,12 @@ class BodyPartNet(nn.Module):
         self.drop = nn.Dropout(0.2)
         self.heads = nn.Linear(n_feat, len(D.CLASSES))
 
-    def forward(self, x):  # logits [N, 5]
+    def forward(self, x):  # logits [N, len(CLASSES)]
         return self.heads(self.drop(torch.flatten(self.pool(self.features(x)), 1)))
 
 
 class Probabilities(nn.Module):
-    """What is exported: the sigmoid is inside the graph, output [N, 5] in [0, 1]."""
+    """What is exported: the sigmoid is inside the graph, output [N, len(CLASSES)] in [0, 1]."""
 
     def __init__(self, net):
         super().__init__()
@@ -147,8 +147,9 @@ def predict(net, x: np.ndarray, bs=64) -> np.ndarray:
 def targets(rows) -> np.ndarray:
     y = np.zeros((len(rows), len(D.CLASSES)), np.float32)
     for i, r in enumerate(rows):
-        if r["class"] in D.CLASSES:
-            y[i, D.CLASSES.index(r["class"])] = 1
+        lab = r.get("label", r["class"])
+        if lab in D.CLASSES:
+            y[i, D.CLASSES.index(lab)] = 1
     return y
 
 
@@ -199,7 +200,7 @@ def main(argv=None):
         rows = rows[:: max(1, len(rows) // a.limit)][: a.limit]
     rows = D.assign(rows, a.split_seed)
     excluded = {tuple(s.split(":")) for s in a.exclude.split(",") if s}
-    train = [r for r in rows if r["split"] == "train" and (r["class"], r["source"]) not in excluded]
+    train = [r for r in rows if r["split"] == "train" and (r["label"], r["source"]) not in excluded]
     val = [r for r in rows if r["split"] == "val"]
     log.info("train %d, val %d, test %d images; excluded from training: %s", len(train), len(val),
              sum(r["split"] == "test" for r in rows), sorted(excluded))

@@ -1,4 +1,4 @@
-"""The shipped model directory: ONNX loads in ONNX Runtime, dynamic batch, probabilities [N, 5],
+"""The shipped model directory: ONNX loads in ONNX Runtime, dynamic batch, probabilities [N, classes],
 manifest consistent with the graph and metrics.json. numpy, onnx, onnxruntime only."""
 import json
 import os
@@ -36,12 +36,17 @@ def test_manifest_contract(manifest):
     assert len(manifest["members"]) == 1 and manifest["members"][0]["classes"] == D.CLASSES
     for c in manifest["classes"]:
         assert 0 < c["threshold"] < 1 and c["body_part"] == c["name"].upper() and c["snomed"].isdigit()
+        # correction needs more confidence than labelling; absent = never corrected to this class
+        assert c.get("correct_threshold", 1.0) >= max(c["threshold"], 0.9)
 
 
 def test_manifest_uses_the_required_snomed_codes(manifest):
     # Anatomic Region Sequence codes radroute writes (issue 3): SCT concepts per body part.
     required = {"SHOULDER": "16982005", "ELBOW": "16953009", "HAND": "85562004",
-                "PELVIS": "816092008", "KNEE": "72696002"}
+                "PELVIS": "816092008", "KNEE": "72696002",
+                # 2.0.0 (PS3.16 CID 4031)
+                "CHEST": "43799004", "ABDOMEN": "818981001", "CSPINE": "122494005", "LSPINE": "122496007",
+                "FOOT": "56459004", "ANKLE": "70258002", "WRIST": "74670003"}
     assert {c["body_part"]: c["snomed"] for c in manifest["classes"]} == required
 
 
@@ -49,7 +54,7 @@ def test_onnx_graph(manifest):
     import onnx
     path = os.path.join(MODEL_DIR, manifest["members"][0]["file"])
     total = sum(os.path.getsize(os.path.join(MODEL_DIR, f)) for f in os.listdir(MODEL_DIR) if f.endswith(".onnx"))
-    assert total <= 80 * 1024 * 1024
+    assert total <= 20 * 1024 * 1024  # issue 12: ONNX <= 20 MB
     m = onnx.load(path)
     onnx.checker.check_model(m)
     assert max(o.version for o in m.opset_import if o.domain in ("", "ai.onnx")) >= 17
@@ -67,7 +72,7 @@ def test_dynamic_batch_probabilities(session, manifest, n):
     rng = np.random.default_rng(n)
     x = np.stack([P.step4(rng.random((224, 224)).astype(np.float32)) for _ in range(n)])
     (y,) = session.run([manifest["members"][0]["output"]], {"input": x})
-    assert y.shape == (n, 5) and y.dtype == np.float32
+    assert y.shape == (n, len(D.CLASSES)) and y.dtype == np.float32
     assert (y >= 0).all() and (y <= 1).all()
     # batch composition does not change a row
     (y1,) = session.run(None, {"input": x[:1]})
@@ -79,6 +84,7 @@ def test_metrics_match_manifest(manifest):
     assert m["shipped"]["name"] == manifest["name"]
     for c in manifest["classes"]:
         assert abs(c["threshold"] - m["shipped"]["threshold"]) < 0.005
+        assert c.get("correct_threshold") == m["shipped"]["correct_thresholds"][c["name"]]
     assert m["shipped"]["ort_vs_torch_max_abs_diff_val"] < 1e-4
 
 
@@ -92,3 +98,4 @@ def test_recorded_test_predictions_reproduce(session, manifest):
     th = [c["threshold"] for c in manifest["classes"]]
     truth = M.truth_index([r["class"] for r in rows[::25]])
     assert (M.decide(p, th) == truth).mean() >= 0.8
+

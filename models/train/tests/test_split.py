@@ -101,3 +101,16 @@ def test_auc_matches_mann_whitney_with_ties():
     pos, neg = s[y == 1], s[y == 0]
     ref = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (len(pos) * len(neg))
     assert abs(M.roc_auc_score(y, s) - ref) < 1e-12
+
+
+def test_label_policy():
+    """Where regions touch (MODEL_CARD.md): hand+wrist films are HAND, dedicated wrist views WRIST,
+    hip views PELVIS; regions without enough data stay `other` (abstain)."""
+    row = lambda c, d: {"class": c, "detail": d}  # noqa: E731
+    assert D.label_of(row("hand", "hand+wrist")) == "hand"
+    assert D.label_of(row("other", "wrist")) == "wrist"
+    assert D.label_of(row("pelvis", "hip")) == "pelvis"
+    assert D.label_of(row("other", "chest")) == "chest"
+    for thin in ("tspine", "skull", "finger", "sinus", "lowerleg"):
+        assert D.label_of(row("other", thin)) == "other"
+    assert D.CLASSES[:5] == D.ORIGINAL_CLASSES  # 1.x output columns keep their places

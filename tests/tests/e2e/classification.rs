@@ -16,17 +16,22 @@ use radroute_e2e::python::{make_instances, Instance};
 use radroute_e2e::radroute::{Config, Radroute};
 use radroute_e2e::{sample, wait_for, workspace_root};
 
-/// `[classify]` with the tiny fixture model and the wheel's ONNX Runtime.
-pub fn classify_toml(overwrite: &str) -> String {
-    let root = workspace_root();
-    let model = root.join("tests/fixtures/models/tiny");
-    let ort =
-        root.join(".venv/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1");
+/// The ONNX Runtime library of the wheel in .venv (checked to exist).
+pub fn onnxruntime_library() -> PathBuf {
+    let ort = workspace_root()
+        .join(".venv/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1");
     assert!(
         ort.is_file(),
         "ONNX Runtime library missing: {}",
         ort.display()
     );
+    ort
+}
+
+/// `[classify]` with the tiny fixture model and the wheel's ONNX Runtime.
+pub fn classify_toml(overwrite: &str) -> String {
+    let model = workspace_root().join("tests/fixtures/models/tiny");
+    let ort = onnxruntime_library();
     format!(
         "\n[classify]\nmodel = {:?}\nonnxruntime = {:?}\noverwrite = {overwrite:?}\nthreads = 1\nworkers = 1\n",
         model.to_string_lossy(),

@@ -14,6 +14,7 @@ mod env_override;
 mod hostile_data_sets;
 mod hostile_peers;
 mod implicit_destination;
+mod label_correction;
 mod liveness;
 mod malformed;
 mod reload;
