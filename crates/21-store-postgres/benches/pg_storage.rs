@@ -4,7 +4,8 @@
 //! Run with `tests/bench/pg_storage.sh` (or `cargo bench -p radroute-store-postgres --bench
 //! pg_storage`). Environment: `BENCH_MB` (instance size, default 10), `BENCH_BATCH` (instances
 //! per round, default 20), `BENCH_ROUNDS` (default 5), `BENCH_VOLUME` (instances of the
-//! deletion test, default 500; 0 skips it). PostgreSQL runs with its durable defaults
+//! deletion test, default 500; 0 skips it), `BENCH_PG_SETTINGS` (`key=value ...` applied with
+//! `ALTER SYSTEM` before the run). PostgreSQL runs with its durable defaults
 //! (`fsync=on`, `synchronous_commit=on`, `full_page_writes=on`), in a temporary directory on
 //! the same file system as the local spool.
 
@@ -238,6 +239,19 @@ fn main() {
     let data = random_bytes(mb * 1_000_000, 42);
 
     let server = PgServer::start_with(PgOptions { durable: true });
+    // BENCH_PG_SETTINGS="wal_buffers=64MB max_wal_size=4GB": server settings to try.
+    let settings = std::env::var("BENCH_PG_SETTINGS").unwrap_or_default();
+    for setting in settings.split_whitespace() {
+        let (key, value) = setting
+            .split_once('=')
+            .expect("BENCH_PG_SETTINGS: key=value");
+        server.psql("postgres", &format!("ALTER SYSTEM SET {key} = '{value}'"));
+    }
+    if !settings.is_empty() {
+        server.stop();
+        server.restart();
+        println!("PostgreSQL settings: {settings}\n");
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     println!("## Store throughput through InstanceStore, {mb} MB instances, {batch} per round, median of {rounds} rounds\n");
     println!("| backend | threads | put instances/s | put MB/s | read ms/instance | other node's first local_file ms/instance |");
