@@ -16,10 +16,7 @@ pub(crate) fn target(kind: FileKind, id: &InstanceId) -> String {
 
 /// A failed statement; `full` when PostgreSQL says its disk is full.
 pub(crate) fn db(op: &'static str, target: impl Display, e: tokio_postgres::Error) -> SpoolError {
-    let full = matches!(
-        e.code(),
-        Some(c) if *c == SqlState::DISK_FULL || *c == SqlState::OUT_OF_MEMORY
-    );
+    let full = e.code() == Some(&SqlState::DISK_FULL);
     SpoolError::Backend {
         backend: "postgres",
         op,
