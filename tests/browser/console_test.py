@@ -38,6 +38,16 @@ FLAGS = [
 TIMEOUT_MS = 20_000
 
 
+def wait_js(page, js):
+    """Waits for `js` to be true; False after the timeout (so `check` reports it)."""
+    try:
+        page.wait_for_function(js)
+        return True
+    except Exception as e:  # playwright's TimeoutError
+        print(f"     wait failed: {e}", flush=True)
+        return False
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", required=True)
@@ -57,11 +67,15 @@ def main():
         context.set_default_timeout(TIMEOUT_MS)
         page = context.new_page()
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        posts = []
+        page.on("response", lambda r: posts.append(f"{r.request.method} {r.url} -> {r.status}")
+                if r.request.method == "POST" else None)
 
         def check(ok, what):
             if not ok:
                 shot(page, "failure.png")
                 print(f"FAIL {what} (at {page.url})", flush=True)
+                print("POST requests:\n" + "\n".join(posts), flush=True)
                 print(page.content()[:4000], flush=True)
                 browser.close()
                 sys.exit(1)
@@ -72,7 +86,9 @@ def main():
         page.goto(f"{args.url}/instances?accession={first}")
         check("/login" in page.url, "an unauthenticated page request is sent to /login")
         check(page.locator("input[type=password]").count() == 1, "the login page asks for the token")
-        check(first not in page.content(), "the login page shows no instance data")
+        body = page.locator("body").inner_text()
+        check(first not in body and "Doe" not in body and page.locator("table").count() == 0,
+              "the login page shows no instance data")
         page.fill("input[name=token]", "wrong")
         page.click("button[type=submit]")
         check("Wrong token" in page.content(), "a wrong token is refused")
@@ -136,9 +152,8 @@ def main():
         group = page.locator("#dead-by-destination tr", has_text=args.retry_destination)
         check(group.count() == 1, "the dead letters are grouped by destination")
         group.locator("button", has_text="Retry").click()
-        page.wait_for_function(
-            f"() => document.querySelector('#action-result').innerText.includes('retry: {expect['dead']} done')")
-        check(True, f"retry of {expect['dead']} dead letters from the console")
+        check(wait_js(page, f"() => document.querySelector('#action-result').innerText.includes('retry: {expect['dead']} done')"),
+              f"retry of {expect['dead']} dead letters from the console")
 
         # 7. Rule tester on a chosen instance.
         page.goto(f"{args.url}/rules")

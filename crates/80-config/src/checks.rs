@@ -175,3 +175,34 @@ mod tests {
         }
     }
 }
+
+/// An admin listener beyond loopback without a token would show patient data (the console)
+/// and accept retries and drops from anyone on the network: refused, with the fix.
+pub(crate) fn admin_exposed(listen: &str, token: Option<&str>) -> Option<String> {
+    let addr = listen.parse::<std::net::SocketAddr>().ok()?;
+    let has_token = token.is_some_and(|t| !t.trim().is_empty());
+    (!addr.ip().is_loopback() && !has_token).then(|| {
+        format!(
+            "admin.listen: {listen} is reachable from other machines but admin.token is not set: \
+             the console shows patient data and its actions retry and drop images. Set \
+             [admin] token = \"<a long random secret>\" (or RADROUTE__ADMIN__TOKEN), or listen on \
+             127.0.0.1"
+        )
+    })
+}
+
+#[cfg(test)]
+mod admin_tests {
+    use super::admin_exposed;
+
+    #[test]
+    fn exposed_admin_needs_a_token() {
+        assert!(admin_exposed("0.0.0.0:8080", None).is_some());
+        assert!(admin_exposed("10.1.2.3:8080", Some("  ")).is_some());
+        assert!(admin_exposed("[::]:8080", None).is_some());
+        assert!(admin_exposed("0.0.0.0:8080", Some("secret")).is_none());
+        assert!(admin_exposed("127.0.0.1:8080", None).is_none());
+        assert!(admin_exposed("[::1]:8080", None).is_none());
+        assert!(admin_exposed("", None).is_none());
+    }
+}

@@ -27,6 +27,8 @@ pub struct OnnxLabeler {
     decode_slots: DecodeSlots,
     model: radroute_coerce::ModelInfo,
     policy: CoercionPolicy,
+    /// ONNX Runtime execution provider (`CPU`, `CUDA`).
+    provider: &'static str,
 }
 
 impl OnnxLabeler {
@@ -68,12 +70,24 @@ impl OnnxLabeler {
                 name: info.name,
                 version: info.version,
             },
+            provider,
             policy: CoercionPolicy {
                 overwrite: cfg.overwrite,
                 modalities: cfg.modalities.clone(),
                 sop_classes: cfg.sop_classes.clone(),
             },
         })
+    }
+}
+
+impl OnnxLabeler {
+    /// The model's name, version and execution provider (for the console).
+    pub fn summary(&self) -> crate::inspect::ModelSummary {
+        crate::inspect::ModelSummary {
+            name: self.model.name.clone(),
+            version: self.model.version.clone(),
+            execution_provider: self.provider.to_string(),
+        }
     }
 }
 
@@ -101,6 +115,13 @@ impl Labeler for OnnxLabeler {
         };
         let t1 = Instant::now();
         record::stage("decode", (t1 - t0).as_secs_f64());
+        // Evidence for the console: the exact model input as a picture (~1 ms).
+        let model_input_png = radroute_evidence::model_input_png(
+            &input,
+            radroute_decode::preprocess::SIZE,
+            radroute_decode::preprocess::MEAN[0],
+            radroute_decode::preprocess::STD[0],
+        );
         let prediction = match self.classifier.classify(input) {
             Ok(p) => p,
             Err(e) => {
@@ -115,6 +136,12 @@ impl Labeler for OnnxLabeler {
         let t2 = Instant::now();
         record::stage("classify", (t2 - t1).as_secs_f64());
         let ai_label = prediction.label.as_ref().map(|c| c.body_part.clone());
+        let seen = LabelOutcome {
+            scores: prediction.scores.clone(),
+            model: Some(format!("{} {}", self.model.name, self.model.version)),
+            model_input_png,
+            ..Default::default()
+        };
         let classification = Classification {
             label: prediction.label.map(|c| BodyPart {
                 class: c.name,
@@ -135,6 +162,7 @@ impl Labeler for OnnxLabeler {
                     confidence: Some(prediction.top.1),
                     note: Some(format!("label not written: {e}")),
                     modified: false,
+                    ..seen
                 };
             }
         };
@@ -186,6 +214,7 @@ impl Labeler for OnnxLabeler {
             confidence: Some(prediction.top.1),
             note,
             modified: true,
+            ..seen
         }
     }
 }

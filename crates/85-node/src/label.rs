@@ -16,6 +16,13 @@ pub struct LabelOutcome {
     pub note: Option<String>,
     /// True when the object was changed and must be written as the processed file.
     pub modified: bool,
+    /// Score per class, in the model's class order (empty when the model did not run): kept as
+    /// evidence for the console.
+    pub scores: Vec<(String, f32)>,
+    /// Model name and version, when the model ran.
+    pub model: Option<String>,
+    /// The model input as a grayscale PNG (radroute-evidence), when the model ran.
+    pub model_input_png: Option<Vec<u8>>,
 }
 
 /// Labels instances in place.

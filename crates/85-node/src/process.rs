@@ -30,7 +30,7 @@ use super::label::{LabelOutcome, Labeler};
 const PENDING_PAGE: usize = 256;
 
 /// Route-rule view of a DICOM object.
-struct ObjectAttributes<'a>(&'a DefaultDicomObject);
+pub(crate) struct ObjectAttributes<'a>(pub(crate) &'a DefaultDicomObject);
 
 impl Attributes for ObjectAttributes<'_> {
     fn get(&self, tag: Tag) -> Option<String> {
@@ -62,6 +62,8 @@ pub struct Processing {
     pub(crate) handoff: Arc<super::handoff::Handoff>,
     /// Instances waiting for processing (flow control of the store step).
     pub(crate) backlog: Arc<super::backlog::Backlog>,
+    /// What processing saw and decided, kept for the console (`None`: not kept).
+    pub(crate) evidence: Option<Arc<radroute_evidence::EvidenceStore>>,
 }
 
 /// What processing decided for one instance.
@@ -312,6 +314,7 @@ impl Processing {
         };
         let mut modified = false;
         let mut outcome = LabelOutcome::default();
+        let header = super::evidence::Header::of(&obj);
         if let Some(labeler) = labeler {
             outcome = labeler.label(&mut obj);
             modified |= outcome.modified;
@@ -330,6 +333,19 @@ impl Processing {
             peer: arrival.peer,
             local_time: arrival.local_time,
         });
+        let evidence = super::evidence::build(
+            &record.id,
+            &record.calling_ae,
+            header,
+            &outcome,
+            &decision,
+            (!notes.is_empty()).then(|| notes.join("; ")),
+        );
+        super::evidence::record(
+            self.evidence.as_deref(),
+            &evidence,
+            outcome.model_input_png.as_deref(),
+        );
         if let Some(rule) = &decision.dropped {
             metrics::counter!("radroute_instances_dropped_total").increment(1);
             notes.push(format!("dropped by rule {}", rule.name));
@@ -568,13 +584,13 @@ impl Processing {
 /// was received: rules see the sender's address and the local time of *arrival* (docs/routing.md),
 /// never the time of processing, which can be much later after a backlog, a held study or a
 /// restart.
-struct Arrival {
-    peer: IpAddr,
-    local_time: chrono::NaiveDateTime,
+pub(crate) struct Arrival {
+    pub(crate) peer: IpAddr,
+    pub(crate) local_time: chrono::NaiveDateTime,
 }
 
 impl Arrival {
-    fn of(record: &InstanceRecord) -> Arrival {
+    pub(crate) fn of(record: &InstanceRecord) -> Arrival {
         let peer = record
             .peer_addr
             .parse::<std::net::SocketAddr>()

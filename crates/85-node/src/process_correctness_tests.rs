@@ -39,6 +39,7 @@ fn processing(dir: &tempfile::TempDir, routes: &str) -> Processing {
         studies: Default::default(),
         handoff: Arc::new(crate::handoff::Handoff::new(0)),
         backlog: Default::default(),
+        evidence: None,
     }
 }
 

@@ -48,6 +48,7 @@ fn fixture(labeler: Option<Arc<dyn Labeler>>, routing: &str) -> Fixture {
         studies: Default::default(),
         handoff: Arc::new(crate::handoff::Handoff::new(0)),
         backlog: Default::default(),
+        evidence: None,
     });
     Fixture {
         _dir: dir,
@@ -174,6 +175,7 @@ impl Labeler for PanickingLabeler {
             confidence: Some(0.9),
             note: None,
             modified: true,
+            ..Default::default()
         }
     }
 }
@@ -260,6 +262,7 @@ impl Labeler for BulkyLabeler {
             confidence: Some(0.9),
             note: None,
             modified: true,
+            ..Default::default()
         }
     }
 }

@@ -17,7 +17,9 @@ const NAV: &[(&str, &str)] = &[
 ];
 
 /// A whole page. `live` is re-fetched every 2 s (`self_url` with `hx-select`), `fixed` is
-/// not (forms, images: they would lose their input or flicker).
+/// not (forms, images: they would lose their input or flicker). The live block's htmx
+/// attributes are not inherited (`hx-disinherit`): a button inside it must not swap its answer
+/// with the poll's `hx-select` / `outerHTML`.
 pub fn page(
     title: &str,
     self_url: &str,
@@ -54,7 +56,7 @@ pub fn page(
                 main {
                     h1 { (title) }
                     (fixed)
-                    div #live hx-get=(self_url) hx-trigger="every 2s" hx-select="#live" hx-swap="outerHTML" {
+                    div #live hx-get=(self_url) hx-trigger="every 2s" hx-select="#live" hx-swap="outerHTML" hx-disinherit="*" {
                         (live)
                     }
                 }

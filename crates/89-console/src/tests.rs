@@ -265,6 +265,7 @@ async fn pages_show_escaped_data_after_login() {
         ("/instances/i1", "model-input.png"),
         ("/studies/1.2.3", "HAND"),
         ("/queue", "refused: SOP class"),
+        ("/queue", "id=\"action-result\""),
         ("/destinations", "never reached"),
         ("/rules?instance=i1", "hands-to-pacs"),
     ] {

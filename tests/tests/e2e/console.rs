@@ -64,7 +64,11 @@ fn wrap(dir: &std::path::Path) -> (Vec<PathBuf>, Vec<String>) {
         .filter(|l| l.starts_with("1.2.") || l.starts_with("2.25."))
         .map(str::to_string)
         .collect();
-    assert_eq!(uids.len(), files.len(), "wrap_radiograph.py output:\n{text}");
+    assert_eq!(
+        uids.len(),
+        files.len(),
+        "wrap_radiograph.py output:\n{text}"
+    );
     (files, uids)
 }
 
@@ -89,14 +93,16 @@ fn console_in_a_browser_shows_labels_and_retries_dead_letters() {
 
     // "archive" points at a port nobody listens on: its jobs become dead letters.
     let broken = free_port();
-    let config = |archive_port: u16| Config {
-        admin_token: Some(TOKEN.into()),
-        max_attempts: 2,
-        extra: classify_toml(),
-        ..Config::default()
-    }
-    .destination("pacs", "PACS", pacs.dicom_port)
-    .destination("archive", "ARCHIVE", archive_port);
+    let config = |archive_port: u16| {
+        Config {
+            admin_token: Some(TOKEN.into()),
+            max_attempts: 2,
+            extra: classify_toml(),
+            ..Config::default()
+        }
+        .destination("pacs", "PACS", pacs.dicom_port)
+        .destination("archive", "ARCHIVE", archive_port)
+    };
     let first = config(broken);
     let (port, admin_port) = (first.port, first.admin_port);
     let mut r = Radroute::start(d, first);
@@ -177,5 +183,54 @@ fn console_in_a_browser_shows_labels_and_retries_dead_letters() {
         || r.context(&format!("archive has {} of {n}", archive.count_instances())),
     );
     let c = r.queue_counts();
-    assert_eq!(c["destinations"]["archive"]["dead"].as_u64(), Some(0), "{c}");
+    assert_eq!(
+        c["destinations"]["archive"]["dead"].as_u64(),
+        Some(0),
+        "{c}"
+    );
+}
+
+/// An admin listener beyond loopback without a token (patient data, retries and drops open to
+/// the network): check-config and serve refuse it with the fix; a token or loopback is fine.
+#[test]
+fn exposed_admin_without_token_is_refused() {
+    let dir = radroute_e2e::test_dir("console-exposed");
+    let d = dir.path();
+    let config = Config::default();
+    let loopback = format!("listen = \"127.0.0.1:{}\"", config.admin_port);
+    let text = config.to_toml(d);
+    assert!(text.contains(&loopback), "{text}");
+    let run = |name: &str, text: &str, args: &[&str]| {
+        let path = d.join(format!("{name}.toml"));
+        std::fs::write(&path, text).expect("write config");
+        let mut cmd = Command::new(radroute_e2e::radroute::binary());
+        cmd.args(args).arg(&path);
+        run_bounded(cmd, Duration::from_secs(20))
+    };
+    let exposed = text.replace(
+        &loopback,
+        &format!("listen = \"0.0.0.0:{}\"", config.admin_port),
+    );
+    let (code, out) = run("exposed", &exposed, &["check-config"]);
+    assert_eq!(
+        code,
+        Some(1),
+        "check-config accepted an open admin listener:\n{out}"
+    );
+    assert!(
+        out.contains("admin.token is not set") && out.contains("127.0.0.1"),
+        "the refusal says how to fix it:\n{out}"
+    );
+    let (code, served) = run("exposed", &exposed, &["serve", "--config"]);
+    assert_eq!(
+        code,
+        Some(1),
+        "serve started with an open admin listener:\n{served}"
+    );
+    assert!(served.contains("admin.token is not set"), "{served}");
+    let with_token = exposed.replace("[admin]\n", "[admin]\ntoken = \"a-long-random-secret\"\n");
+    let (code, out) = run("token", &with_token, &["check-config"]);
+    assert_eq!(code, Some(0), "a token makes it acceptable:\n{out}");
+    let (code, out) = run("loopback", &text, &["check-config"]);
+    assert_eq!(code, Some(0), "{out}");
 }

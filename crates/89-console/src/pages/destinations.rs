@@ -33,6 +33,9 @@ pub fn error_kind(error: &str, status: Option<u16>) -> String {
         "DNS failure"
     } else if e.contains("refused") {
         "connection refused"
+    } else if e.contains("could not connect") {
+        // dicom-ul's connect error does not carry the cause: refused, or nothing reachable.
+        "cannot connect"
     } else if e.contains("timed out") || e.contains("timeout") {
         "timeout"
     } else if e.contains("reject") {
@@ -215,5 +218,19 @@ mod tests {
         assert_eq!(error_kind("anything", Some(0xA700)), "DIMSE status A700");
         assert_eq!(error_kind("connect timed out", None), "timeout");
         assert_eq!(error_kind("something else", None), "error");
+        assert_eq!(
+            error_kind(
+                "association with a (h:1) failed: could not connect to server",
+                None
+            ),
+            "cannot connect"
+        );
+        assert_eq!(
+            error_kind(
+                "nowhere.invalid:104 does not resolve: failed to lookup address",
+                None
+            ),
+            "DNS failure"
+        );
     }
 }
