@@ -21,6 +21,7 @@ pub mod postgres;
 pub mod process;
 pub mod python;
 pub mod radroute;
+pub mod rsyslog;
 pub mod storescp;
 pub mod tls;
 

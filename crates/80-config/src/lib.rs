@@ -15,10 +15,13 @@ use std::time::Duration;
 use radroute_route::{RouteConfig, RoutingOptions, RuleSet};
 use serde::{Deserialize, Serialize};
 
+pub mod audit;
 mod checks;
 mod node_limits;
 pub mod tls;
 pub mod cluster;
+
+pub use audit::AuditConfig;
 
 /// Default configuration file when neither `--config` nor `RADROUTE_CONFIG` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/radroute/radroute.toml";
@@ -64,6 +67,9 @@ pub struct Config {
     /// Body-part classification.
     #[serde(default)]
     pub classify: ClassifyConfig,
+    /// DICOM audit messages (docs/audit.md).
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// Cluster mode (docs/cluster.md): PostgreSQL holds all durable state. Absent: a single
     /// node on SQLite and the local spool.
     #[serde(default)]
@@ -607,6 +613,7 @@ impl Config {
         if let Err(e) = self.rules() {
             problems.push(format!("routes:\n{e}"));
         }
+        problems.extend(self.audit.problems(self));
         if let Some(cluster) = &self.cluster {
             problems.extend(cluster.problems());
         }
@@ -621,6 +628,27 @@ impl Config {
             }
         }
         problems
+    }
+
+    /// One line saying whether classification is on, with which model (name, version, folder)
+    /// and for which modalities.
+    pub fn classification_summary(&self) -> String {
+        match self.model_dir() {
+            None => {
+                "classification: off (no [classify] model: images are routed unlabelled)".into()
+            }
+            Some(dir) => match radroute_classify::Manifest::load(&dir) {
+                Ok(m) => format!(
+                    "classification: on, model {} {} ({}), modalities {}, overwrite {:?}",
+                    m.name,
+                    m.version,
+                    dir.display(),
+                    self.classify.modalities.join(","),
+                    self.classify.overwrite
+                ),
+                Err(e) => format!("classification: on, model {}: {e}", dir.display()),
+            },
+        }
     }
 
     /// What is legal but almost certainly not meant, one line each: routes on labels the
@@ -719,6 +747,8 @@ pub fn check(path: &Path) -> Result<(), String> {
         cfg.routing.mode,
         cfg.routing.fallback
     );
+    println!("  {}", cfg.classification_summary());
+    println!("  {}", cfg.audit.summary());
     Ok(())
 }
 

@@ -32,6 +32,7 @@ pub async fn run(
     wake: Arc<Notify>,
     wake_purge: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
+    audit: Arc<radroute_audit::Audit>,
 ) {
     let mut session: Option<Session> = None;
     loop {
@@ -120,6 +121,11 @@ pub async fn run(
             .record(started.elapsed().as_secs_f64());
         let q = queue.clone();
         let name = dest.name.clone();
+        let audit = audit.clone();
+        let peer = radroute_audit::Peer {
+            ae_title: dest.ae_title.clone(),
+            address: dest.address.rsplit_once(':').map(|(h, _)| h.to_string()),
+        };
         let results = tokio::task::spawn_blocking(move || {
             let now = UnixMillis::now();
             let mut delivered = 0;
@@ -138,6 +144,14 @@ pub async fn run(
                         };
                         if state == JobState::Delivered {
                             delivered += 1;
+                            crate::reachability::mark(&name, true);
+                        }
+                        if matches!(state, JobState::Delivered | JobState::Dead) {
+                            let failure = match &outcome {
+                                Outcome::Dead { error, .. } | Outcome::Retry { error, .. } => Some(error.as_str()),
+                                Outcome::Delivered { .. } => None,
+                            };
+                            audit.instance_forwarded(&peer, &audit_instance(job), failure);
                         }
                         if state == JobState::Dead {
                             warn!(destination = %name, job = job.id, sop_instance_uid = %job.sop_instance_uid, outcome = ?outcome, "job moved to dead letters");
@@ -175,8 +189,12 @@ async fn send(
     loop {
         if session.is_none() {
             match Session::open(dest, outgoing).await {
-                Ok(s) => *session = Some(s),
+                Ok(s) => {
+                    crate::reachability::mark(&dest.name, true);
+                    *session = Some(s)
+                }
                 Err(e) => {
+                    crate::reachability::mark(&dest.name, false);
                     warn!(destination = %dest.name, error = %e, batch = outgoing.len(), "cannot open association");
                     return retry_all(outgoing, &e.to_string());
                 }
@@ -196,6 +214,16 @@ async fn send(
         }
         info!(destination = %dest.name, "idle association was closed by the destination; opening a new one");
         reused = false;
+    }
+}
+
+/// What an audit message says about a job's instance (the queue keeps no patient data).
+fn audit_instance(job: &radroute_queue::Job) -> radroute_audit::InstanceRef {
+    radroute_audit::InstanceRef {
+        study_instance_uid: job.study_instance_uid.clone().unwrap_or_default(),
+        sop_class_uid: job.sop_class_uid.clone(),
+        sop_instance_uid: job.sop_instance_uid.clone(),
+        ..Default::default()
     }
 }
 

@@ -18,6 +18,7 @@ mod handoff;
 pub mod label;
 mod process;
 mod purge;
+pub mod reachability;
 mod recover;
 mod scp_exit;
 mod store;
@@ -87,6 +88,9 @@ pub struct NodeState {
     pub queue: Arc<dyn ForwardQueue>,
     /// True when labelling is configured and its model loaded.
     pub model_loaded: Option<bool>,
+    /// The audit trail: audit messages (when `[audit]` names a repository) and the record of
+    /// operator actions.
+    pub audit: Arc<radroute_audit::Audit>,
 }
 
 /// Opens the spool and the queue. `serve` then recovers what a crash or a lost database left
@@ -196,10 +200,16 @@ impl Node {
                 }
             }
         }
+        let audit = radroute_audit::Audit::start(
+            radroute_audit::AppIdentity::local(&cfg.node.ae_title, cfg.audit.site_id.clone()),
+            cfg.audit.sink_settings(&cfg).map_err(NodeError::Config)?,
+        )
+        .map_err(|e| NodeError::Config(e.to_string()))?;
         let state = Arc::new(NodeState {
             spool,
             queue,
             model_loaded,
+            audit,
         });
         let (stop_tx, _) = watch::channel(false);
         Ok(Node {
@@ -286,6 +296,7 @@ impl Node {
             min_free_bytes: Arc::new(AtomicU64::new(topology.min_free_bytes)),
             max_unprocessed: Arc::new(AtomicUsize::new(topology.max_unprocessed)),
             stale_lease: stale_lease_tx,
+            audit: state.audit.clone(),
             workers: ForwardWorkers {
                 senders: HashMap::new(),
                 running: HashMap::new(),
@@ -295,6 +306,7 @@ impl Node {
                 wake_forward: wake_forward.clone(),
                 wake_purge: wake_purge.clone(),
                 stop: stop_rx.clone(),
+                audit: state.audit.clone(),
             },
         };
         tasks.spawn(watchdog::run(
@@ -323,6 +335,7 @@ impl Node {
                 source,
             })?;
         let handler = Arc::new(store::SpoolingHandler {
+            audit: state.audit.clone(),
             spool: spool.clone(),
             queue: queue.clone(),
             // Cluster mode sets a one-transaction ingest here (store::Ingest).
@@ -335,6 +348,10 @@ impl Node {
             max_inflated: cfg.node.max_instance_mb << 20,
         });
         let scp = radroute_receive::serve(listener, scp_rx, handler, shutdown);
+        state.audit.application_started();
+        if let Ok(destinations) = cfg.destinations() {
+            tasks.spawn(reachability::probe_all(destinations));
+        }
         let outcome = {
             let tasks = &mut tasks;
             let reload = async move {
@@ -358,6 +375,10 @@ impl Node {
         {
             warn!("workers did not stop within 30 s");
         }
+        state
+            .audit
+            .application_stopped(Duration::from_secs(2))
+            .await;
         info!("radroute stopped");
         outcome
     }
@@ -387,6 +408,7 @@ struct ForwardWorkers {
     wake_forward: Arc<Notify>,
     wake_purge: Arc<Notify>,
     stop: watch::Receiver<bool>,
+    audit: Arc<radroute_audit::Audit>,
 }
 
 impl ForwardWorkers {
@@ -445,6 +467,7 @@ impl ForwardWorkers {
                 self.stop.clone(),
             );
             let batch_size = self.batch_size;
+            let audit = self.audit.clone();
             let start = move || {
                 forwarder::run(
                     slot,
@@ -455,12 +478,24 @@ impl ForwardWorkers {
                     wake.clone(),
                     wake_purge.clone(),
                     stop.clone(),
+                    audit.clone(),
                 )
             };
             tasks.spawn(watchdog::supervise("forward", self.stop.clone(), start));
         }
         *running = dest.associations;
     }
+}
+
+/// A reload (SIGHUP) as an operator action: the signal is all radroute knows of who sent it.
+fn reload_action(outcome: Result<String, String>) -> radroute_audit::OperatorAction {
+    radroute_audit::OperatorAction::now(
+        "SIGHUP",
+        None,
+        radroute_audit::OperatorActionKind::ReloadRules,
+        "rules",
+        outcome,
+    )
 }
 
 /// The live settings of a running node that a [`Topology`] sets, at start-up and on reload.
@@ -472,6 +507,8 @@ struct Live {
     /// The watchdog's stale-lease bound (depends on the destinations' timeouts).
     stale_lease: watch::Sender<Duration>,
     workers: ForwardWorkers,
+    /// Records reloads as operator actions.
+    audit: Arc<radroute_audit::Audit>,
 }
 
 impl Live {
@@ -498,10 +535,17 @@ impl Live {
             Ok(topology) => topology,
             Err(e) => {
                 warn!(error = %e, "configuration reload refused; keeping the running configuration");
+                self.audit
+                    .record(reload_action(Err(format!("refused: {e}"))));
                 return;
             }
         };
         self.apply(topology, tasks);
+        self.audit.record(reload_action(Ok(format!(
+            "{} destinations, {} routes",
+            cfg.destinations.len(),
+            cfg.routes.len()
+        ))));
         metrics::counter!(telemetry::CONFIG_RELOADS).increment(1);
         info!(
             destinations = cfg.destinations.len(),

@@ -42,6 +42,8 @@ pub trait Ingest: Send + Sync {
 
 /// Stores received instances durably and wakes the processing step.
 pub struct SpoolingHandler {
+    /// Audit trail: an "instances transferred" message for each instance stored.
+    pub(crate) audit: Arc<radroute_audit::Audit>,
     pub(crate) spool: Arc<dyn InstanceStore>,
     pub(crate) queue: Arc<dyn ForwardQueue>,
     /// Cluster mode: stores bytes and queue row in one transaction instead of `spool` then
@@ -66,6 +68,7 @@ impl StoreHandler for SpoolingHandler {
         let queue = self.queue.clone();
         let ingest = self.ingest.clone();
         let handoff = self.handoff.clone();
+        let audit = self.audit.clone();
         let max_inflated = self.max_inflated;
         let min_free = self
             .min_free_bytes
@@ -76,6 +79,7 @@ impl StoreHandler for SpoolingHandler {
                 queue.as_ref(),
                 ingest.as_deref(),
                 &handoff,
+                &audit,
                 min_free,
                 max_inflated,
                 instance,
@@ -115,11 +119,14 @@ pub(super) fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
     (!value.is_empty()).then(|| value.to_string())
 }
 
+// Each argument is one of the handler's shared parts; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 fn store_blocking(
     spool: &dyn InstanceStore,
     queue: &dyn ForwardQueue,
     ingest: Option<&dyn Ingest>,
     handoff: &Handoff,
+    audit: &radroute_audit::Audit,
     min_free: u64,
     max_inflated: usize,
     instance: IncomingInstance,
@@ -214,7 +221,7 @@ fn store_blocking(
         sop_instance_uid: instance.sop_instance_uid.clone(),
         sop_class_uid: instance.sop_class_uid.clone(),
         transfer_syntax: instance.transfer_syntax.clone(),
-        study_instance_uid,
+        study_instance_uid: study_instance_uid.clone(),
         calling_ae: instance.association.calling_ae.clone(),
         called_ae: instance.association.called_ae.clone(),
         peer_addr: instance.association.peer.to_string(),
@@ -236,6 +243,23 @@ fn store_blocking(
         warn!(error = %e, sop_instance_uid = %instance.sop_instance_uid, "spool write failed");
         return StoreResult::failure(Status::OUT_OF_RESOURCES, format!("cannot store: {e}"));
     }
+    // Read before the object moves on; sent only once the instance is acknowledged.
+    let audited = audit.is_sending().then(|| {
+        (
+            radroute_audit::Peer {
+                ae_title: instance.association.calling_ae.clone(),
+                address: Some(instance.association.peer.ip().to_string()),
+            },
+            radroute_audit::InstanceRef {
+                study_instance_uid: study_instance_uid.clone().unwrap_or_default(),
+                sop_class_uid: instance.sop_class_uid.clone(),
+                sop_instance_uid: instance.sop_instance_uid.clone(),
+                accession_number: text(&obj, tags::ACCESSION_NUMBER),
+                patient_id: Some(text(&obj, tags::PATIENT_ID).unwrap_or_default()),
+                patient_name: text(&obj, tags::PATIENT_NAME),
+            },
+        )
+    });
     let held = data.len();
     if let Some(n) = native {
         // The received buffer becomes the Pixel Data value: shift the pixels to its start
@@ -266,5 +290,8 @@ fn store_blocking(
         return StoreResult::failure(Status::OUT_OF_RESOURCES, format!("cannot queue: {e}"));
     }
     metrics::counter!("radroute_bytes_received_total").increment(bytes);
+    if let Some((peer, instance)) = audited {
+        audit.instance_received(&peer, &instance);
+    }
     StoreResult::success()
 }

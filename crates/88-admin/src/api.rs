@@ -15,7 +15,9 @@ use radroute_queue::{
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use super::operator::Operator;
 use super::AdminState;
+use radroute_audit::OperatorActionKind;
 
 /// Default and largest `limit` of `GET /api/v1/jobs`.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -84,6 +86,14 @@ impl From<QueueError> for ApiError {
 }
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// An action's outcome for the audit trail: `ok` on success, the error's message otherwise.
+fn outcome<T>(done: &Result<T, ApiError>, ok: impl FnOnce() -> String) -> Result<String, String> {
+    match done {
+        Ok(_) => Ok(ok()),
+        Err(e) => Err(e.message.clone()),
+    }
+}
 
 /// Runs a queue call on the blocking pool.
 async fn blocking<T, F>(state: &AdminState, f: F) -> Result<T, ApiError>
@@ -383,13 +393,21 @@ pub async fn counts(State(state): State<AdminState>) -> ApiResult<CountsDto> {
 /// its instance's files were purged (dead-letter retention over).
 pub async fn retry_job(
     State(state): State<AdminState>,
+    operator: Operator,
     Path(id): Path<String>,
 ) -> ApiResult<JobActionDto> {
     let id = parse_job_id(&id)?;
-    blocking(&state, move |queue| {
+    let done = blocking(&state, move |queue| {
         Ok(queue.retry_job(id, UnixMillis::now())?)
     })
-    .await?;
+    .await;
+    operator.record(
+        &state,
+        OperatorActionKind::RetryJob,
+        format!("job/{id}"),
+        outcome(&done, || "requeued".into()),
+    );
+    done?;
     info!(job = id, "admin API: job retried");
     Ok(Json(JobActionDto {
         id,
@@ -400,13 +418,21 @@ pub async fn retry_job(
 /// `POST /api/v1/jobs/{id}/drop`: the job becomes a dead letter ("dropped by operator").
 pub async fn drop_job(
     State(state): State<AdminState>,
+    operator: Operator,
     Path(id): Path<String>,
 ) -> ApiResult<JobActionDto> {
     let id = parse_job_id(&id)?;
-    blocking(&state, move |queue| {
+    let done = blocking(&state, move |queue| {
         Ok(queue.drop_job(id, UnixMillis::now())?)
     })
-    .await?;
+    .await;
+    operator.record(
+        &state,
+        OperatorActionKind::DropJob,
+        format!("job/{id}"),
+        outcome(&done, || "dropped (dead letter)".into()),
+    );
+    done?;
     info!(job = id, "admin API: job dropped");
     Ok(Json(JobActionDto {
         id,
@@ -418,14 +444,29 @@ pub async fn drop_job(
 /// files are still in the spool.
 pub async fn retry_dead(
     State(state): State<AdminState>,
+    operator: Operator,
     Query(q): Query<DestinationQuery>,
 ) -> ApiResult<RetryDeadDto> {
     let destination = non_empty(q.destination);
     let dest = destination.clone();
-    let retried = blocking(&state, move |queue| {
+    let done = blocking(&state, move |queue| {
         Ok(queue.retry_dead(dest.as_deref(), UnixMillis::now())?)
     })
-    .await?;
+    .await;
+    let target = match &destination {
+        Some(d) => format!("destination/{d}"),
+        None => "dead-letters".into(),
+    };
+    operator.record(
+        &state,
+        OperatorActionKind::RetryDead,
+        target,
+        outcome(&done, || match &done {
+            Ok(n) => format!("{n} dead letters requeued"),
+            Err(_) => String::new(),
+        }),
+    );
+    let retried = done?;
     info!(retried, destination = ?destination, "admin API: dead letters retried");
     Ok(Json(RetryDeadDto {
         retried,

@@ -16,6 +16,7 @@
 
 mod api;
 mod auth;
+pub mod operator;
 pub mod scrape;
 #[cfg(test)]
 mod tests;
@@ -51,6 +52,8 @@ pub struct AdminState {
     pub model_loaded: Arc<dyn Fn() -> Option<bool> + Send + Sync>,
     /// Bearer token; `None` (or empty) means no authentication.
     pub token: Option<Arc<str>>,
+    /// The audit trail: operator actions are recorded here.
+    pub audit: Arc<radroute_audit::Audit>,
 }
 
 impl AdminState {
@@ -58,9 +61,11 @@ impl AdminState {
     pub fn from_node(node: Arc<NodeState>, cfg: &AdminConfig) -> AdminState {
         let spool = node.spool.clone();
         let queue = node.queue.clone();
+        let audit = node.audit.clone();
         AdminState {
             spool,
             queue,
+            audit,
             model_loaded: Arc::new(move || node.model_loaded),
             token: cfg
                 .token
@@ -95,7 +100,9 @@ pub async fn spawn(node: &mut Node, cfg: &AdminConfig) -> Result<(), NodeError> 
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(listener, router)
+        // The client's address is recorded with each operator action.
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        if let Err(e) = axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await
         {
@@ -121,6 +128,7 @@ fn protected_routes() -> Vec<(
         ("/api/v1/jobs/retry-dead", &["post"], post(api::retry_dead)),
         ("/api/v1/jobs/{id}/retry", &["post"], post(api::retry_job)),
         ("/api/v1/jobs/{id}/drop", &["post"], post(api::drop_job)),
+        ("/api/v1/audit", &["get"], get(operator::list)),
         ("/api/v1/instances/{id}", &["get"], get(api::instance)),
         (
             "/api/v1/studies/{study_instance_uid}",

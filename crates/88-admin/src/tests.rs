@@ -31,6 +31,8 @@ async fn start(token: Option<&str>, model_loaded: Option<bool>) -> Fixture {
         queue: queue.clone(),
         model_loaded: Arc::new(move || model_loaded),
         token: token.map(Arc::from),
+        audit: radroute_audit::Audit::disabled(radroute_audit::AppIdentity::local("TEST", None)),
+        cluster: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

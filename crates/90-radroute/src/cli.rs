@@ -39,8 +39,11 @@ pub enum Command {
     },
     /// Validate a configuration file, rules included, and print what it means.
     CheckConfig {
-        /// The file to check.
-        file: PathBuf,
+        /// The file to check (or `--config FILE`, as for serve and queue).
+        file: Option<PathBuf>,
+        /// Configuration file; default: $RADROUTE_CONFIG, else /etc/radroute/radroute.toml.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
     /// Classify DICOM, PNG and JPEG files (and folders) with the body-part model.
     Classify(crate::cmd_classify::ClassifyArgs),
@@ -54,6 +57,34 @@ pub enum Command {
         /// What to do with the queue.
         #[command(subcommand)]
         action: QueueAction,
+    },
+}
+
+/// The file `check-config` checks: the positional file or `--config` (the same one if both are
+/// given), else what `serve` would read.
+pub fn check_config_path(
+    file: Option<PathBuf>,
+    config: Option<PathBuf>,
+) -> Result<PathBuf, String> {
+    match (file, config) {
+        (Some(f), Some(c)) if f != c => Err(format!(
+            "check-config: two different files given ({} and --config {}); give one",
+            f.display(),
+            c.display()
+        )),
+        (Some(f), _) | (None, Some(f)) => Ok(f),
+        (None, None) => Ok(radroute_config::resolve_path(None)),
+    }
+}
+
+/// `radroute cluster` actions.
+#[derive(Debug, Subcommand)]
+pub enum ClusterAction {
+    /// Nodes (state, last heartbeat, leases held, instances not routed yet) and queue depth.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -4,8 +4,10 @@
 //! Thin on purpose: decoding and preprocessing are radroute-decode's, inference is
 //! radroute-classify's. With `--json`, one object per line:
 //! `{"path", "body_part" (DICOM term or null when abstaining), "scores": {class: p}, "model", "ms"}`;
-//! a file that cannot be read gives `{"path", "error", "kind"}`. Otherwise a table, with a
-//! progress bar on a terminal when there are several files.
+//! a file that cannot be read (or does not exist) gives `{"path", "error", "kind"}`, and a
+//! DICOM object whose Modality is not CR or DX gets a `"warning"` (the daemon would not
+//! classify it). Otherwise a table, with a progress bar on a terminal when there are several
+//! files; an abstained row shows `abstain` and its highest score apart.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -90,6 +92,17 @@ pub enum CommandError {
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Output(String),
+    /// The model folder does not exist (typically: run outside the repository).
+    #[error(
+        "no model folder at {path} (looked up from {cwd}): pass --model DIR, e.g. --model \
+         /opt/radroute/models/bodypart, or run from the radroute repository"
+    )]
+    NoModel {
+        /// The path given (or the default).
+        path: PathBuf,
+        /// The working directory it was resolved against.
+        cwd: String,
+    },
 }
 
 /// One file's outcome.
@@ -103,6 +116,14 @@ pub(crate) struct FileResult {
 
 /// Loads the model as the arguments say.
 pub(crate) fn load_model(args: &ModelArgs) -> Result<Model, CommandError> {
+    if !args.model.is_dir() {
+        return Err(CommandError::NoModel {
+            path: args.model.clone(),
+            cwd: std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|_| "?".into()),
+        });
+    }
     let opts = RuntimeOptions {
         library_path: args.ort_library.clone(),
         device: match args.device {
@@ -124,14 +145,16 @@ fn is_candidate(p: &Path) -> bool {
         || (ext.is_empty() && radroute_decode::looks_like_dicom(p))
 }
 
-/// Files under `paths`: files as given, folders walked recursively (sorted, images only).
+/// Files under `paths`: files as given, folders walked recursively (sorted, images only). A
+/// path that cannot be read is kept as a file: it becomes an error row, like a file that
+/// does not decode, instead of ending the run.
 pub(crate) fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CommandError> {
     let mut out = Vec::new();
     for p in paths {
-        let meta = std::fs::metadata(p).map_err(|source| CommandError::Io {
-            path: p.clone(),
-            source,
-        })?;
+        let Ok(meta) = std::fs::metadata(p) else {
+            out.push(p.clone());
+            continue;
+        };
         if meta.is_dir() {
             walk(p, &mut out)?;
         } else {
@@ -278,8 +301,48 @@ fn json_f32(v: f32) -> String {
     }
 }
 
+/// A warning for a DICOM object the daemon would not classify: its Modality is not CR or DX
+/// (the default `[classify] modalities`). `None` for other files and for CR/DX.
+fn modality_warning(path: &Path) -> Option<String> {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    if matches!(ext.as_str(), "png" | "jpg" | "jpeg") {
+        return None;
+    }
+    let obj = dicom_object::OpenFileOptions::new()
+        .read_until(dicom_dictionary_std::tags::PIXEL_DATA)
+        .open_file(path)
+        .ok()?;
+    let modality = obj
+        .element_opt(dicom_dictionary_std::tags::MODALITY)
+        .ok()
+        .flatten()?
+        .to_str()
+        .ok()?
+        .trim()
+        .to_string();
+    (!matches!(modality.as_str(), "CR" | "DX")).then(|| {
+        format!(
+            "modality {modality}, not CR/DX: the daemon's [classify] modalities would not classify it"
+        )
+    })
+}
+
 fn table_row(r: &FileResult) -> String {
     match &r.outcome {
+        // An abstention has no top class: say so, and show the highest score apart.
+        Ok(p) if p.label.is_none() => format!(
+            "{:<12} {:<10} {:>6} {:>8.1}  {}  (highest score: {} {:.3})",
+            "-",
+            "abstain",
+            "",
+            r.ms,
+            r.path.display(),
+            p.top.0,
+            p.top.1
+        ),
         Ok(p) => format!(
             "{:<12} {:<10} {:>6.3} {:>8.1}  {}",
             p.label
@@ -343,10 +406,24 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode, CommandError> {
             Ok(p) if p.label.is_none() => abstained += 1,
             Ok(_) => {}
         }
+        let warning = r
+            .outcome
+            .is_ok()
+            .then(|| modality_warning(&r.path))
+            .flatten();
         if args.json {
-            println!("{}", json_line(&r, &model_name));
+            let mut line = json_line(&r, &model_name);
+            if let Some(w) = &warning {
+                line.pop();
+                line.push_str(&format!(",\"warning\":{}}}", serde_json::Value::from(w.as_str())));
+            }
+            println!("{line}");
         } else {
-            say(table_row(&r));
+            let mut row = table_row(&r);
+            if let Some(w) = &warning {
+                row.push_str(&format!("  [warning: {w}]"));
+            }
+            say(row);
         }
         if let Some(b) = &bar {
             b.inc(1);

@@ -11,6 +11,9 @@ use radroute_config::Config;
 /// Runs one queue action and prints its result.
 pub fn run(cfg: &Config, action: QueueAction) -> Result<(), String> {
     let path = cfg.queue_path();
+    if let Some(dir) = path.parent().filter(|d| !d.is_dir()) {
+        return Err(missing_spool_hint(dir, &cfg.source));
+    }
     let queue = SqliteQueue::open(&path, cfg.retry_policy())
         .map_err(|e| format!("cannot open queue {}: {e}", path.display()))?;
     let now = UnixMillis::now();
@@ -110,4 +113,19 @@ pub fn run(cfg: &Config, action: QueueAction) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The error for a queue whose folder does not exist: names it once and says where the
+/// running node's folder may come from instead (an environment override, as quickstart sets).
+fn missing_spool_hint(dir: &std::path::Path, config: &std::path::Path) -> String {
+    format!(
+        "no queue here: {} does not exist.\n\
+         hint: the folder comes from [spool] dir (or [queue] path) in {}, unless the environment \
+         overrides it. If radroute serve runs with RADROUTE__SPOOL__DIR set (deploy/quickstart.sh \
+         sets it to .run/spool in the clone), set it here too, e.g.\n  \
+         RADROUTE__SPOOL__DIR=$PWD/.run/spool radroute queue counts --config {}",
+        dir.display(),
+        config.display(),
+        config.display()
+    )
 }

@@ -41,7 +41,9 @@ fn main() -> ExitCode {
         cli::Command::Serve { config } => config::load(config.as_deref())
             .map_err(|e| e.to_string())
             .and_then(|cfg| serve::run(cfg).map_err(|e| e.to_string())),
-        cli::Command::CheckConfig { file } => config::check(&file),
+        cli::Command::CheckConfig { file, config } => {
+            cli::check_config_path(file, config).and_then(|path| config::check(&path))
+        }
         cli::Command::Queue { config, action } => config::load(config.as_deref())
             .map_err(|e| e.to_string())
             .and_then(|cfg| cmd_queue::run(&cfg, action).map_err(|e| e.to_string())),
