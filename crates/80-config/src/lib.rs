@@ -589,6 +589,7 @@ impl Config {
                 self.admin.listen
             ));
         }
+        problems.extend(checks::admin_exposed(&self.admin.listen, self.admin.token.as_deref()));
         let mut seen = std::collections::BTreeSet::new();
         for (i, d) in self.destinations.iter().enumerate() {
             if !seen.insert(d.name.clone()) {

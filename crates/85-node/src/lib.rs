@@ -14,8 +14,10 @@ mod backlog;
 mod classify;
 mod edits;
 mod forwarder;
+mod evidence;
 mod handoff;
 pub mod label;
+pub mod inspect;
 mod process;
 mod purge;
 pub mod reachability;
@@ -94,6 +96,8 @@ pub struct NodeState {
 }
 
 /// Opens the spool and the queue. `serve` then recovers what a crash or a lost database left
+    /// Model, live destinations and rules, evidence and the rule tester, for the console.
+    pub inspect: Arc<inspect::Inspect>,
 /// (node/recover.rs): the spool is the source of truth.
 pub fn open_storage(
     cfg: &Config,
@@ -132,6 +136,8 @@ pub struct Topology {
 }
 
 impl Topology {
+    /// `[routing]` and `[[routes]]` as TOML, for the console.
+    rules_text: String,
     /// Builds the node's settings from `cfg`; an error names what cannot be used.
     pub fn from_config(cfg: &Config) -> Result<Topology, String> {
         let rules = cfg.rules()?;
@@ -147,6 +153,7 @@ impl Topology {
         })
     }
 }
+            rules_text: inspect::rules_text(cfg),
 
 /// A node that has opened its storage, recovered and loaded its model, but accepts nothing
 /// yet: [`Node::run`] starts the workers and the SCP. Between the two the binary starts the
@@ -199,6 +206,7 @@ impl Node {
                     model_loaded = Some(false);
                 }
             }
+        let mut model = None;
         }
         let audit = radroute_audit::Audit::start(
             radroute_audit::AppIdentity::local(&cfg.node.ae_title, cfg.audit.site_id.clone()),
@@ -210,6 +218,7 @@ impl Node {
             queue,
             model_loaded,
             audit,
+                    model = Some(l.summary());
         });
         let (stop_tx, _) = watch::channel(false);
         Ok(Node {
@@ -224,12 +233,33 @@ impl Node {
 
     /// What the admin surface reads: spool, queue, model state.
     pub fn state(&self) -> Arc<NodeState> {
+        // Evidence for the console beside the queue database; the node runs without it.
+        let evidence_path = cfg.queue_path().with_file_name("evidence.sqlite");
+        let evidence = match radroute_evidence::EvidenceStore::open(&evidence_path) {
+            Ok(store) => Some(Arc::new(store)),
+            Err(e) => {
+                warn!(error = %e, "no evidence for the console (scores, model input, decisions)");
+                None
+            }
+        };
+        let queue: Arc<dyn ForwardQueue> = match &evidence {
+            Some(store) => Arc::new(evidence::EvidenceQueue::new(queue, store.clone())),
+            None => queue,
+        };
+        let inspect = Arc::new(inspect::Inspect::new(
+            cfg.node.ae_title.clone(),
+            model,
+            evidence,
+            labeler.clone(),
+            &topology,
+        ));
         self.state.clone()
     }
 
     /// Turns true when the node stops; services started beside it stop on it.
     pub fn stopping(&self) -> watch::Receiver<bool> {
         self.stop_tx.subscribe()
+            inspect,
     }
 
     /// Runs `service` beside the node (the admin HTTP server): it should end when
@@ -296,6 +326,7 @@ impl Node {
             min_free_bytes: Arc::new(AtomicU64::new(topology.min_free_bytes)),
             max_unprocessed: Arc::new(AtomicUsize::new(topology.max_unprocessed)),
             stale_lease: stale_lease_tx,
+            evidence: state.inspect.evidence.clone(),
             audit: state.audit.clone(),
             workers: ForwardWorkers {
                 senders: HashMap::new(),
@@ -311,6 +342,7 @@ impl Node {
         };
         tasks.spawn(watchdog::run(
             queue.clone(),
+            inspect: state.inspect.clone(),
             stale_lease,
             wake_forward.clone(),
             stop_rx.clone(),
@@ -529,6 +561,8 @@ impl Live {
     }
 
     /// Applies a reloaded configuration, or refuses it with a log line and keeps the running
+    /// What the console shows of the applied settings.
+    inspect: Arc<inspect::Inspect>,
     /// one.
     fn reload(&mut self, cfg: &Config, tasks: &mut JoinSet<()>) {
         let topology = match Topology::from_config(cfg) {
@@ -543,6 +577,7 @@ impl Live {
         self.apply(topology, tasks);
         self.audit.record(reload_action(Ok(format!(
             "{} destinations, {} routes",
+        self.inspect.set(&topology);
             cfg.destinations.len(),
             cfg.routes.len()
         ))));

@@ -15,6 +15,7 @@
 //! here, in [`api`].
 
 mod api;
+mod console;
 mod auth;
 pub mod operator;
 pub mod scrape;
@@ -76,9 +77,11 @@ impl AdminState {
     }
 }
 
-/// The admin routes of a node, protected by `cfg.token` when it is set.
+/// The admin routes of a node, protected by `cfg.token` when it is set, and the web console
+/// at `/` (radroute-console: login with the same token, session cookie).
 pub fn router_with(state: Arc<NodeState>, cfg: &AdminConfig) -> Router {
-    build(AdminState::from_node(state, cfg))
+    let console = console::state(state.clone(), cfg.token.as_deref());
+    build(AdminState::from_node(state, cfg)).merge(radroute_console::router(console))
 }
 
 /// Binds `[admin] listen` (nothing when it is empty) and serves the admin routes of `node`

@@ -9,6 +9,7 @@ mod association;
 mod association_reuse;
 mod audit;
 mod classification;
+mod console;
 mod correctness;
 mod crash_recovery;
 mod env_override;
