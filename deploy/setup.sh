@@ -17,6 +17,8 @@ apt_pkgs=(python3-venv python3-pip cmake g++ pkg-config)
 [ $want_test = 1 ] && apt_pkgs+=(dcmtk orthanc dicom3tools curl)
 # cluster tests: PostgreSQL 15 (Debian 12's default), started by the tests themselves
 [ $want_test = 1 ] && apt_pkgs+=(postgresql)
+# cluster tests: HAProxy in front of the nodes (TCP mode, /readyz health checks)
+[ $want_test = 1 ] && apt_pkgs+=(haproxy)
 # audit tests: a real syslog receiver (TCP and TLS) and the schema validator (xmllint)
 [ $want_test = 1 ] && apt_pkgs+=(rsyslog rsyslog-openssl libxml2-utils)
 missing=()

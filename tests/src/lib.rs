@@ -14,6 +14,7 @@
 
 pub mod dcmtk;
 pub mod dicom;
+pub mod haproxy;
 pub mod http;
 pub mod orthanc;
 pub mod ports;

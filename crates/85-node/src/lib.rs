@@ -12,6 +12,7 @@
 
 mod backlog;
 mod classify;
+pub mod cluster;
 mod edits;
 mod forwarder;
 mod evidence;
@@ -90,6 +91,8 @@ pub struct NodeState {
     pub queue: Arc<dyn ForwardQueue>,
     /// True when labelling is configured and its model loaded.
     pub model_loaded: Option<bool>,
+    /// Cluster mode (`[cluster]`): this node's id, the shared database, the cluster's status.
+    pub cluster: Option<Arc<cluster::Cluster>>,
     /// The audit trail: audit messages (when `[audit]` names a repository) and the record of
     /// operator actions.
     pub audit: Arc<radroute_audit::Audit>,
@@ -171,13 +174,29 @@ impl Node {
     /// Opens the spool and the queue, recovers what a crash or a lost database left
     /// (recover.rs), builds the [`Topology`] and loads the model.
     pub async fn open(cfg: Config) -> Result<Node, NodeError> {
-        let (spool, queue) = open_storage(&cfg)?;
-        let queue: Arc<dyn ForwardQueue> = queue;
+        // Cluster mode: everything durable is in PostgreSQL (cluster/mod.rs).
+        let cluster = match &cfg.cluster {
+            Some(c) => Some(Arc::new(cluster::open(&cfg, c).await?)),
+            None => None,
+        };
+        let (spool, queue): (Arc<dyn InstanceStore>, Arc<dyn ForwardQueue>) = match &cluster {
+            Some(c) => (c.store.clone(), c.queue.clone()),
+            None => {
+                let (spool, queue) = open_storage(&cfg)?;
+                (spool, queue)
+            }
+        };
         {
             let (spool, queue) = (spool.clone(), queue.clone());
             let ae_title = cfg.node.ae_title.clone();
+            let clustered = cluster.is_some();
             tokio::task::spawn_blocking(move || {
-                recover::recover(spool.as_ref(), queue.as_ref(), &ae_title)
+                if clustered {
+                    // Peers write and purge meanwhile: only this node's own leases.
+                    cluster::recover(queue.as_ref());
+                } else {
+                    recover::recover(spool.as_ref(), queue.as_ref(), &ae_title);
+                }
             })
             .await
             .map_err(|e| NodeError::Config(format!("start-up recovery failed: {e}")))?;
@@ -217,6 +236,7 @@ impl Node {
             spool,
             queue,
             model_loaded,
+            cluster,
             audit,
                     model = Some(l.summary());
         });
@@ -340,6 +360,9 @@ impl Node {
                 audit: state.audit.clone(),
             },
         };
+        if let Some(c) = &state.cluster {
+            tasks.spawn(c.heartbeat(stop_rx.clone()));
+        }
         tasks.spawn(watchdog::run(
             queue.clone(),
             inspect: state.inspect.clone(),
@@ -399,6 +422,9 @@ impl Node {
             }
         };
         info!("stopping workers");
+        if let Some(c) = &state.cluster {
+            c.draining().await;
+        }
         let _ = stop_tx.send(true);
         let drain = async { while tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(Duration::from_secs(30), drain)
@@ -406,6 +432,9 @@ impl Node {
             .is_err()
         {
             warn!("workers did not stop within 30 s");
+        }
+        if let Some(c) = &state.cluster {
+            c.leave().await;
         }
         state
             .audit

@@ -17,6 +17,7 @@
 mod api;
 mod console;
 mod auth;
+pub mod cluster;
 pub mod operator;
 pub mod scrape;
 #[cfg(test)]
@@ -55,6 +56,9 @@ pub struct AdminState {
     pub token: Option<Arc<str>>,
     /// The audit trail: operator actions are recorded here.
     pub audit: Arc<radroute_audit::Audit>,
+    /// Cluster mode: the node's cluster wiring (`/api/v1/cluster`, cluster gauges); `None` for
+    /// a single node.
+    pub cluster: Option<Arc<radroute_node::cluster::Cluster>>,
 }
 
 impl AdminState {
@@ -63,10 +67,12 @@ impl AdminState {
         let spool = node.spool.clone();
         let queue = node.queue.clone();
         let audit = node.audit.clone();
+        let cluster = node.cluster.clone();
         AdminState {
             spool,
             queue,
             audit,
+            cluster,
             model_loaded: Arc::new(move || node.model_loaded),
             token: cfg
                 .token
@@ -132,6 +138,7 @@ fn protected_routes() -> Vec<(
         ("/api/v1/jobs/{id}/retry", &["post"], post(api::retry_job)),
         ("/api/v1/jobs/{id}/drop", &["post"], post(api::drop_job)),
         ("/api/v1/audit", &["get"], get(operator::list)),
+        ("/api/v1/cluster", &["get"], get(cluster::status)),
         ("/api/v1/instances/{id}", &["get"], get(api::instance)),
         (
             "/api/v1/studies/{study_instance_uid}",

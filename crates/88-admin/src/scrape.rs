@@ -43,6 +43,9 @@ pub async fn metrics_text(State(state): State<AdminState>) -> impl IntoResponse 
         }
     })
     .await;
+    if let Some(cluster) = &state.cluster {
+        super::cluster::record_gauges(cluster).await;
+    }
     match prometheus() {
         Some(handle) => (
             StatusCode::OK,

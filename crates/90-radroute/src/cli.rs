@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check-config`, `queue`, `classify`, `eval`.
+//! The command line: `serve`, `check-config`, `queue`, `classify`, `eval`, `migrate`, `cluster`.
 
 use std::path::PathBuf;
 
@@ -58,6 +58,21 @@ pub enum Command {
         #[command(subcommand)]
         action: QueueAction,
     },
+    /// Cluster mode: apply the PostgreSQL schema migrations (nodes also apply them at start).
+    Migrate {
+        /// Configuration file (its `[cluster]` section).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Cluster mode: the nodes, their heartbeats and leases, the queue depth.
+    Cluster {
+        /// Configuration file (its `[cluster]` section).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        /// What to show.
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
 }
 
 /// The file `check-config` checks: the positional file or `--config` (the same one if both are
@@ -75,6 +90,17 @@ pub fn check_config_path(
         (Some(f), _) | (None, Some(f)) => Ok(f),
         (None, None) => Ok(radroute_config::resolve_path(None)),
     }
+}
+
+/// `radroute cluster` actions.
+#[derive(Debug, Subcommand)]
+pub enum ClusterAction {
+    /// Nodes (state, last heartbeat, leases held, instances not routed yet) and queue depth.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `radroute cluster` actions.

@@ -8,6 +8,7 @@
 //! the `radroute-*` crates; see docs/ARCHITECTURE.md.
 
 mod cli;
+mod cmd_cluster;
 mod cmd_classify;
 mod cmd_eval;
 mod cmd_queue;
@@ -47,6 +48,12 @@ fn main() -> ExitCode {
         cli::Command::Queue { config, action } => config::load(config.as_deref())
             .map_err(|e| e.to_string())
             .and_then(|cfg| cmd_queue::run(&cfg, action).map_err(|e| e.to_string())),
+        cli::Command::Migrate { config } => config::load(config.as_deref())
+            .map_err(|e| e.to_string())
+            .and_then(|cfg| cmd_cluster::migrate(&cfg)),
+        cli::Command::Cluster { config, action } => config::load(config.as_deref())
+            .map_err(|e| e.to_string())
+            .and_then(|cfg| cmd_cluster::run(&cfg, action)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

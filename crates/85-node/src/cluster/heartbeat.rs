@@ -13,11 +13,26 @@ use tracing::warn;
 use super::Cluster;
 use crate::telemetry;
 
+/// How often scratch copies of instances purged (perhaps by another node) are deleted.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Deletes scratch copies whose instance is gone from PostgreSQL.
+async fn sweep_scratch(cluster: &Arc<Cluster>) {
+    let store = cluster.store.clone();
+    match tokio::task::spawn_blocking(move || store.sweep_scratch()).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::debug!(files = n, "cluster: stale scratch copies deleted"),
+        Ok(Err(e)) => warn!(error = %e, "cluster: scratch sweep failed"),
+        Err(e) => warn!(error = %e, "cluster: scratch sweep panicked"),
+    }
+}
+
 /// Writes heartbeats until `stop` turns true. A failure is logged once per outage.
 pub(super) async fn run(cluster: Arc<Cluster>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(cluster.heartbeat_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
+    let mut last_sweep = std::time::Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -40,6 +55,10 @@ pub(super) async fn run(cluster: Arc<Cluster>, mut stop: watch::Receiver<bool>) 
                     warn!(node_id = %cluster.node_id, "cluster heartbeat written again");
                 }
                 failing = false;
+                if last_sweep.elapsed() >= SWEEP_EVERY {
+                    last_sweep = std::time::Instant::now();
+                    sweep_scratch(&cluster).await;
+                }
             }
             Err(e) => {
                 metrics::gauge!(telemetry::CLUSTER_DATABASE_UP).set(0.0);
