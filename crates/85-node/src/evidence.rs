@@ -263,3 +263,61 @@ impl ForwardQueue for EvidenceQueue {
         self.inner.study(study_instance_uid)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use radroute_queue::{RetryPolicy, SqliteQueue};
+
+    #[test]
+    fn attempts_are_recorded_and_purge_forgets_the_instance() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inner: Arc<dyn ForwardQueue> = Arc::new(
+            SqliteQueue::open(&dir.path().join("q.sqlite"), RetryPolicy::default()).expect("queue"),
+        );
+        let store = Arc::new(EvidenceStore::open(&dir.path().join("e.sqlite")).expect("store"));
+        let q = EvidenceQueue::new(inner, store.clone());
+        let now = UnixMillis::now();
+        q.add_instance(&NewInstance {
+            id: "i1".into(),
+            sop_instance_uid: "1.2.3".into(),
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.1".into(),
+            transfer_syntax: "1.2.840.10008.1.2.1".into(),
+            study_instance_uid: None,
+            calling_ae: "MOD".into(),
+            called_ae: "RR".into(),
+            peer_addr: "127.0.0.1:1".into(),
+            received_at: now,
+            bytes: 1,
+        })
+        .expect("add");
+        let evidence = Evidence {
+            instance_id: "i1".into(),
+            label: Some("HAND".into()),
+            ..Default::default()
+        };
+        record(Some(&store), &evidence, Some(b"png"));
+        q.route_instance("i1", Some("HAND"), None, &["a".into()], now)
+            .expect("route");
+        let job = q.lease("a", 1, now).expect("lease").remove(0);
+        let retry = Outcome::Retry {
+            error: "refused".into(),
+            status: None,
+        };
+        q.complete(job.id, &retry, now).expect("retry");
+        let job = q
+            .lease("a", 1, UnixMillis(now.0 + 3_600_000))
+            .expect("lease")
+            .remove(0);
+        q.complete(job.id, &Outcome::Delivered { status: 0 }, now)
+            .expect("delivered");
+        let events = store.job_events(&[job.id]).expect("events");
+        let what: Vec<&str> = events.iter().map(|e| e.outcome.as_str()).collect();
+        assert_eq!(what, ["failed, will retry", "delivered"]);
+        assert_eq!(events[0].detail.as_deref(), Some("refused"));
+        q.mark_done("i1", now).expect("done");
+        assert_eq!(store.get("i1").expect("get"), None);
+        assert_eq!(store.model_input_png("i1").expect("png"), None);
+        assert!(store.job_events(&[job.id]).expect("events").is_empty());
+    }
+}
