@@ -22,6 +22,23 @@ impl Tag {
     pub const fn new(group: u16, element: u16) -> Tag {
         Tag { group, element }
     }
+
+    /// What this attribute is when routing may not edit it (identity, file meta, group
+    /// lengths, pixel data, the audit trail of prior values), else `None`. The one list both
+    /// check-config (rule validation) and the edit step consult.
+    pub fn protected(self) -> Option<&'static str> {
+        match (self.group, self.element) {
+            (0x0002, _) => Some("file meta information"),
+            (_, 0x0000) => Some("a group length"),
+            (0x0008, 0x0016) => Some("SOPClassUID"),
+            (0x0008, 0x0018) => Some("SOPInstanceUID"),
+            (0x0020, 0x000D) => Some("StudyInstanceUID"),
+            (0x0020, 0x000E) => Some("SeriesInstanceUID"),
+            (0x0400, 0x0561) => Some("OriginalAttributesSequence"),
+            (0x7FE0, 0x0010) => Some("PixelData"),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Tag {

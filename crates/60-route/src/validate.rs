@@ -43,24 +43,9 @@ pub(crate) struct CompiledRoute {
     pub(crate) relabel: bool,
 }
 
-/// Attributes routing may not edit: identity, file meta, pixel data, the audit trail.
-fn protected(tag: Tag) -> Option<&'static str> {
-    match (tag.group, tag.element) {
-        (0x0002, _) => Some("file meta information"),
-        (_, 0x0000) => Some("a group length"),
-        (0x0008, 0x0016) => Some("SOPClassUID"),
-        (0x0008, 0x0018) => Some("SOPInstanceUID"),
-        (0x0020, 0x000D) => Some("StudyInstanceUID"),
-        (0x0020, 0x000E) => Some("SeriesInstanceUID"),
-        (0x0400, 0x0561) => Some("OriginalAttributesSequence"),
-        (0x7FE0, 0x0010) => Some("PixelData"),
-        _ => None,
-    }
-}
-
 fn edit_tag(text: &str, field: String, errs: &mut RouteErrors<'_>) -> Option<Tag> {
     match parse_tag(text) {
-        Ok(tag) => match protected(tag) {
+        Ok(tag) => match tag.protected() {
             Some(what) => {
                 errs.push(
                     field,

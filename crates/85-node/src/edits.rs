@@ -18,13 +18,14 @@ use radroute_route::Edit;
 pub fn apply(obj: &mut DefaultDicomObject, edits: &[Edit]) -> Result<(), String> {
     let mut originals: Vec<InMemElement> = Vec::new();
     for edit in edits {
-        let (tag, value) = match edit {
-            Edit::Set { tag, value } => (Tag(tag.group, tag.element), Some(value.clone())),
-            Edit::Remove { tag } => (Tag(tag.group, tag.element), None),
+        let (rule_tag, value) = match edit {
+            Edit::Set { tag, value } => (*tag, Some(value.clone())),
+            Edit::Remove { tag } => (*tag, None),
         };
-        if tag.group() == 0x0002 || tag == tags::SOP_INSTANCE_UID || tag == tags::PIXEL_DATA {
-            return Err(format!("rules may not edit {tag}"));
+        if let Some(what) = rule_tag.protected() {
+            return Err(format!("rules may not edit {rule_tag} ({what})"));
         }
+        let tag = Tag(rule_tag.group, rule_tag.element);
         let prior = match (obj.element_opt(tag).ok().flatten(), &value) {
             (Some(p), _) => p.clone(),
             (None, Some(_)) => DataElement::new(tag, vr_of(tag), PrimitiveValue::Empty),
@@ -112,6 +113,28 @@ mod tests {
                 .transfer_syntax("1.2.840.10008.1.2.1"),
         )
         .expect("meta")
+    }
+
+    /// The edit step refuses what rule validation refuses (one list, `Tag::protected`): an
+    /// identity attribute is never changed, even by a rule that bypassed validation.
+    #[test]
+    fn protected_attributes_are_never_edited() {
+        let mut obj = object(false);
+        for (group, element) in [(0x0020, 0x000D), (0x0008, 0x0018), (0x0002, 0x0010)] {
+            let edit = Edit::Set {
+                tag: radroute_route::Tag { group, element },
+                value: "9.9.9".into(),
+            };
+            let err = apply(&mut obj, &[edit]).expect_err("protected attribute edited");
+            assert!(err.contains("may not edit"), "{err}");
+        }
+        assert_eq!(
+            obj.element(tags::SOP_INSTANCE_UID)
+                .expect("uid")
+                .to_str()
+                .expect("text"),
+            "1.2.3"
+        );
     }
 
     /// A study route's edit of an element after Pixel Data, on an instance spooled as a coerced
