@@ -16,8 +16,10 @@
 //! - [`received`]: the store step's read of a received data set (check, inflate, parse), and the
 //!   same for a Part-10 file.
 //! - [`syntax`]: transfer-syntax facts used across the workspace (the Deflated UIDs).
+//! - [`attr`]: attribute values as text without DICOM padding (the one trimmed-string reader).
 #![deny(missing_docs)]
 
+pub mod attr;
 pub mod check;
 pub mod inflate;
 pub mod pixels;

@@ -70,16 +70,11 @@ pub fn format_dt(t: &DateTime<FixedOffset>) -> String {
     t.format("%Y%m%d%H%M%S%.6f%z").to_string()
 }
 
+/// An attribute's trimmed value; present but not text reads as empty (presence is what the
+/// Laterality check asks).
 fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
-    let e = obj.element_opt(tag).ok().flatten()?;
-    Some(
-        e.to_str()
-            .map(|s| {
-                s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
-                    .to_string()
-            })
-            .unwrap_or_default(),
-    )
+    radroute_dataset::attr::raw_text(obj, tag)
+        .or_else(|| obj.element_opt(tag).ok().flatten().map(|_| String::new()))
 }
 
 /// Body parts of PS3.16 CID 4031 that are paired structures (Laterality applies).

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use crate::anatomy::{compare, Relation};
 use crate::input::BodyPart;
+use radroute_dataset::attr::raw_text as text;
 
 /// CR Image Storage.
 pub const CR_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.1";
@@ -68,15 +69,6 @@ impl Default for CoercionPolicy {
             ],
         }
     }
-}
-
-fn text(obj: &InMemDicomObject, tag: dicom_core::Tag) -> Option<String> {
-    let e = obj.element_opt(tag).ok().flatten()?;
-    let s = e.to_str().ok()?;
-    Some(
-        s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
-            .to_string(),
-    )
 }
 
 /// True when the instance's modality and SOP class are both configured for classification.

@@ -20,6 +20,7 @@ use radroute_route::{Edit, RouteDecision};
 use tracing::warn;
 
 use crate::label::LabelOutcome;
+use radroute_dataset::attr::text;
 
 /// Header values the console searches and shows, read as received (before labelling and
 /// rule edits).
@@ -32,12 +33,6 @@ pub(crate) struct Header {
     patient_name: Option<String>,
     patient_id: Option<String>,
     body_part: Option<String>,
-}
-
-fn text(obj: &DefaultDicomObject, tag: dicom_core::Tag) -> Option<String> {
-    let value = obj.element_opt(tag).ok().flatten()?.to_str().ok()?;
-    let value = value.trim_end_matches(['\0', ' ']).trim();
-    (!value.is_empty()).then(|| value.to_string())
 }
 
 impl Header {

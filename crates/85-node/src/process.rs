@@ -34,13 +34,7 @@ pub(crate) struct ObjectAttributes<'a>(pub(crate) &'a DefaultDicomObject);
 
 impl Attributes for ObjectAttributes<'_> {
     fn get(&self, tag: Tag) -> Option<String> {
-        let elem = self
-            .0
-            .element_opt(DicomTag(tag.group, tag.element))
-            .ok()
-            .flatten()?;
-        let value = elem.to_str().ok()?;
-        Some(value.trim_end_matches(['\0', ' ']).trim().to_string())
+        radroute_dataset::attr::raw_text(self.0, DicomTag(tag.group, tag.element))
     }
     fn exists(&self, tag: Tag) -> bool {
         matches!(

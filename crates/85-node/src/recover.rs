@@ -257,7 +257,7 @@ fn describe(
         sop_instance_uid,
         sop_class_uid,
         transfer_syntax,
-        study_instance_uid: super::store::text(&obj, tags::STUDY_INSTANCE_UID),
+        study_instance_uid: radroute_dataset::attr::text(&obj, tags::STUDY_INSTANCE_UID),
         calling_ae,
         called_ae: ae_title.to_string(),
         peer_addr: UNKNOWN_PEER.to_string(),

@@ -7,9 +7,9 @@
 
 use std::sync::Arc;
 
-use dicom_core::{DataElement, PrimitiveValue, Tag};
+use dicom_core::{DataElement, PrimitiveValue};
 use dicom_dictionary_std::tags;
-use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+use dicom_object::FileMetaTableBuilder;
 use radroute_dimse::Status;
 use radroute_queue::{ForwardQueue, NewInstance, UnixMillis};
 use radroute_receive::{IncomingInstance, StoreHandler, StoreResult};
@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 use tracing::warn;
 
 use super::handoff::Handoff;
+use radroute_dataset::attr::text;
 
 /// Implementation Class UID radroute writes into the file meta of spooled files (2.25 UUID form).
 pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.229081519131312346157624302186955372547";
@@ -113,11 +114,6 @@ impl StoreHandler for SpoolingHandler {
 }
 
 /// The trimmed text of `tag` in `obj`; `None` when absent or empty.
-pub(super) fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
-    let value = obj.element_opt(tag).ok().flatten()?.to_str().ok()?;
-    let value = value.trim_end_matches(['\0', ' ']).trim();
-    (!value.is_empty()).then(|| value.to_string())
-}
 
 // Each argument is one of the handler's shared parts; a struct would only rename them.
 #[allow(clippy::too_many_arguments)]
