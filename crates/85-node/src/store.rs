@@ -113,8 +113,6 @@ impl StoreHandler for SpoolingHandler {
     }
 }
 
-/// The trimmed text of `tag` in `obj`; `None` when absent or empty.
-
 // Each argument is one of the handler's shared parts; a struct would only rename them.
 #[allow(clippy::too_many_arguments)]
 fn store_blocking(
