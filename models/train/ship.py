@@ -37,7 +37,7 @@ CLASS_META = {
     "hand": ("HAND", "85562004", "Hand structure"),
     "pelvis": ("PELVIS", "816092008", "Pelvis structure"),
     "knee": ("KNEE", "72696002", "Knee region structure"),
-    "chest": ("CHEST", "43799004", "Chest"),
+    "chest": ("CHEST", "816094009", "Chest"),
     "abdomen": ("ABDOMEN", "818981001", "Abdomen"),
     "cspine": ("CSPINE", "122494005", "Cervical spine"),
     "lspine": ("LSPINE", "122496007", "Lumbar spine"),

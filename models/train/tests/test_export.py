@@ -45,7 +45,7 @@ def test_manifest_uses_the_required_snomed_codes(manifest):
     required = {"SHOULDER": "16982005", "ELBOW": "16953009", "HAND": "85562004",
                 "PELVIS": "816092008", "KNEE": "72696002",
                 # 2.0.0 (PS3.16 CID 4031)
-                "CHEST": "43799004", "ABDOMEN": "818981001", "CSPINE": "122494005", "LSPINE": "122496007",
+                "CHEST": "816094009", "ABDOMEN": "818981001", "CSPINE": "122494005", "LSPINE": "122496007",
                 "FOOT": "56459004", "ANKLE": "70258002", "WRIST": "74670003"}
     assert {c["body_part"]: c["snomed"] for c in manifest["classes"]} == required
 
