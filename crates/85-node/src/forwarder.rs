@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use radroute_forward::{retry_all, Destination, Outgoing, SendOutcome, Session};
 use radroute_queue::{ForwardQueue, JobState, Outcome, UnixMillis};
-use radroute_spool::{FileKind, InstanceId, InstanceStore};
+use radroute_spool::{FileKind, InstanceId, InstanceStore, SpoolError};
 use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
 
@@ -88,35 +88,66 @@ pub async fn run(
             }
             continue;
         }
-        let outgoing: Vec<Outgoing> = jobs
-            .iter()
-            .map(|job| {
-                // What processing left: a whole processed file, or a coerced header to put
-                // in front of the incoming file's pixels, or nothing (forward as received).
-                let (path, header) = match job.instance_id.parse::<InstanceId>() {
-                    Ok(id) => files_to_send(spool.as_ref(), &id),
-                    Err(_) => (
-                        std::path::PathBuf::from("/nonexistent/invalid-instance-id"),
-                        None,
-                    ),
-                };
-                Outgoing {
-                    key: job.id,
-                    sop_class_uid: job.sop_class_uid.clone(),
-                    sop_instance_uid: job.sop_instance_uid.clone(),
-                    transfer_syntax: job.transfer_syntax.clone(),
-                    path,
-                    header,
-                    priority: match job.priority {
-                        p if p > 0 => radroute_dimse::Priority::High,
-                        p if p < 0 => radroute_dimse::Priority::Low,
-                        _ => radroute_dimse::Priority::Medium,
-                    },
+        // Where each job's bytes are: local files here, scratch copies fetched from a remote
+        // store (blocking I/O, so off the async threads).
+        let store = spool.clone();
+        let ids: Vec<String> = jobs.iter().map(|job| job.instance_id.clone()).collect();
+        let files = tokio::task::spawn_blocking(move || {
+            ids.iter()
+                .map(|id| files_to_send(store.as_ref(), id))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_else(|e| {
+            jobs.iter()
+                .map(|_| Err(format!("instance file lookup failed: {e}")))
+                .collect()
+        });
+        // A job whose bytes cannot be had right now (store unreachable) is retried without
+        // being sent; the others go out as one batch.
+        let mut outgoing: Vec<Outgoing> = Vec::with_capacity(jobs.len());
+        let mut unavailable: Vec<Option<String>> = Vec::with_capacity(jobs.len());
+        for (job, files) in jobs.iter().zip(files) {
+            match files {
+                Ok((path, header)) => {
+                    outgoing.push(Outgoing {
+                        key: job.id,
+                        sop_class_uid: job.sop_class_uid.clone(),
+                        sop_instance_uid: job.sop_instance_uid.clone(),
+                        transfer_syntax: job.transfer_syntax.clone(),
+                        path,
+                        header,
+                        priority: match job.priority {
+                            p if p > 0 => radroute_dimse::Priority::High,
+                            p if p < 0 => radroute_dimse::Priority::Low,
+                            _ => radroute_dimse::Priority::Medium,
+                        },
+                    });
+                    unavailable.push(None);
                 }
+                Err(reason) => unavailable.push(Some(reason)),
+            }
+        }
+        let started = std::time::Instant::now();
+        let mut sent = if outgoing.is_empty() {
+            Vec::new()
+        } else {
+            send(&mut session, &dest, &outgoing).await
+        }
+        .into_iter();
+        let outcomes: Vec<SendOutcome> = unavailable
+            .into_iter()
+            .map(|reason| match reason {
+                Some(reason) => SendOutcome::Retry {
+                    reason,
+                    status: None,
+                },
+                None => sent.next().unwrap_or_else(|| SendOutcome::Retry {
+                    reason: "no outcome for this job".into(),
+                    status: None,
+                }),
             })
             .collect();
-        let started = std::time::Instant::now();
-        let outcomes = send(&mut session, &dest, &outgoing).await;
         metrics::histogram!("radroute_stage_seconds", "stage" => "forward_batch")
             .record(started.elapsed().as_secs_f64());
         let q = queue.clone();
@@ -234,25 +265,31 @@ async fn close(session: &mut Option<Session>) {
     }
 }
 
-/// The local files to send for `id`: the processed file, or the incoming file behind a coerced
-/// header, or the incoming file as received. With a remote store these are scratch copies,
-/// fetched on first use. A file that cannot be had (gone, or the store unreachable) yields a
-/// path that does not exist: the send fails and the job is retried or dead-lettered as for a
-/// missing spool file.
+/// The local files to send for the instance `id`: the processed file, or the incoming file
+/// behind a coerced header, or the incoming file as received. With a remote store these are
+/// scratch copies, fetched on first use.
+///
+/// Bytes that are gone (no such instance in the store, an id that is not one) yield a path that
+/// does not exist: the send refuses it and the job becomes a dead letter saying so. Bytes that
+/// cannot be had right now (the store unreachable) are an `Err`: the job is retried later.
 fn files_to_send(
     store: &dyn InstanceStore,
-    id: &InstanceId,
-) -> (std::path::PathBuf, Option<std::path::PathBuf>) {
-    let missing = || std::path::Path::new("/nonexistent/radroute-unavailable").join(id.as_str());
-    if let Ok(processed) = store.local_file(FileKind::Processed, id) {
-        return (processed, None);
+    id: &str,
+) -> Result<(std::path::PathBuf, Option<std::path::PathBuf>), String> {
+    let missing = || std::path::Path::new("/nonexistent/radroute-missing").join(id);
+    let Ok(id) = id.parse::<InstanceId>() else {
+        return Ok((missing(), None));
+    };
+    if let Ok(processed) = store.local_file(FileKind::Processed, &id) {
+        return Ok((processed, None));
     }
-    let header = store.local_file(FileKind::Header, id).ok();
-    match store.local_file(FileKind::Incoming, id) {
-        Ok(incoming) => (incoming, header),
+    let header = store.local_file(FileKind::Header, &id).ok();
+    match store.local_file(FileKind::Incoming, &id) {
+        Ok(incoming) => Ok((incoming, header)),
+        Err(SpoolError::NotFound { .. }) => Ok((missing(), None)),
         Err(e) => {
             tracing::warn!(id = %id, error = %e, "instance bytes unavailable for forwarding");
-            (missing(), None)
+            Err(format!("instance bytes unavailable: {e}"))
         }
     }
 }
