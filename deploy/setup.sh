@@ -21,10 +21,10 @@ apt_pkgs=(python3-venv python3-pip cmake g++ pkg-config)
 [ $want_test = 1 ] && apt_pkgs+=(haproxy)
 # audit tests: a real syslog receiver (TCP and TLS) and the schema validator (xmllint)
 [ $want_test = 1 ] && apt_pkgs+=(rsyslog rsyslog-openssl libxml2-utils)
-missing=()
-for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 # the console's browser test (tests/browser): Debian's Chromium, driven by Playwright for Python
 [ $want_test = 1 ] && apt_pkgs+=(chromium)
+missing=()
+for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: apt-get install ${missing[*]}"
   as_root apt-get update -qq

@@ -14,11 +14,11 @@ mod backlog;
 mod classify;
 pub mod cluster;
 mod edits;
-mod forwarder;
 mod evidence;
+mod forwarder;
 mod handoff;
-pub mod label;
 pub mod inspect;
+pub mod label;
 mod process;
 mod purge;
 pub mod reachability;
@@ -96,11 +96,11 @@ pub struct NodeState {
     /// The audit trail: audit messages (when `[audit]` names a repository) and the record of
     /// operator actions.
     pub audit: Arc<radroute_audit::Audit>,
+    /// Model, live destinations and rules, evidence and the rule tester, for the console.
+    pub inspect: Arc<inspect::Inspect>,
 }
 
 /// Opens the spool and the queue. `serve` then recovers what a crash or a lost database left
-    /// Model, live destinations and rules, evidence and the rule tester, for the console.
-    pub inspect: Arc<inspect::Inspect>,
 /// (node/recover.rs): the spool is the source of truth.
 pub fn open_storage(
     cfg: &Config,
@@ -136,11 +136,11 @@ pub struct Topology {
     min_free_bytes: u64,
     /// Instances waiting for processing past which C-STORE responses wait.
     max_unprocessed: usize,
+    /// `[routing]` and `[[routes]]` as TOML, for the console.
+    rules_text: String,
 }
 
 impl Topology {
-    /// `[routing]` and `[[routes]]` as TOML, for the console.
-    rules_text: String,
     /// Builds the node's settings from `cfg`; an error names what cannot be used.
     pub fn from_config(cfg: &Config) -> Result<Topology, String> {
         let rules = cfg.rules()?;
@@ -153,10 +153,10 @@ impl Topology {
             destinations,
             min_free_bytes: cfg.node.min_free_mb << 20,
             max_unprocessed: cfg.node.max_unprocessed,
+            rules_text: inspect::rules_text(cfg),
         })
     }
 }
-            rules_text: inspect::rules_text(cfg),
 
 /// A node that has opened its storage, recovered and loaded its model, but accepts nothing
 /// yet: [`Node::run`] starts the workers and the SCP. Between the two the binary starts the
@@ -206,6 +206,7 @@ impl Node {
         // A model that does not load must not stop the images: they flow unlabelled, /readyz
         // says why, and the log has the reason.
         let mut model_loaded = None;
+        let mut model = None;
         let mut labeler: Option<Arc<dyn label::Labeler>> = None;
         if let Some(dir) = cfg.model_dir() {
             let cfg_classify = cfg.classify.clone();
@@ -217,6 +218,7 @@ impl Node {
             .and_then(|r| r);
             match loaded {
                 Ok(l) => {
+                    model = Some(l.summary());
                     labeler = Some(Arc::new(l));
                     model_loaded = Some(true);
                 }
@@ -225,34 +227,12 @@ impl Node {
                     model_loaded = Some(false);
                 }
             }
-        let mut model = None;
         }
         let audit = radroute_audit::Audit::start(
             radroute_audit::AppIdentity::local(&cfg.node.ae_title, cfg.audit.site_id.clone()),
             cfg.audit.sink_settings(&cfg).map_err(NodeError::Config)?,
         )
         .map_err(|e| NodeError::Config(e.to_string()))?;
-        let state = Arc::new(NodeState {
-            spool,
-            queue,
-            model_loaded,
-            cluster,
-            audit,
-                    model = Some(l.summary());
-        });
-        let (stop_tx, _) = watch::channel(false);
-        Ok(Node {
-            cfg,
-            state,
-            labeler,
-            topology,
-            stop_tx,
-            tasks: JoinSet::new(),
-        })
-    }
-
-    /// What the admin surface reads: spool, queue, model state.
-    pub fn state(&self) -> Arc<NodeState> {
         // Evidence for the console beside the queue database; the node runs without it.
         let evidence_path = cfg.queue_path().with_file_name("evidence.sqlite");
         let evidence = match radroute_evidence::EvidenceStore::open(&evidence_path) {
@@ -273,13 +253,33 @@ impl Node {
             labeler.clone(),
             &topology,
         ));
+        let state = Arc::new(NodeState {
+            spool,
+            queue,
+            model_loaded,
+            cluster,
+            audit,
+            inspect,
+        });
+        let (stop_tx, _) = watch::channel(false);
+        Ok(Node {
+            cfg,
+            state,
+            labeler,
+            topology,
+            stop_tx,
+            tasks: JoinSet::new(),
+        })
+    }
+
+    /// What the admin surface reads: spool, queue, model state.
+    pub fn state(&self) -> Arc<NodeState> {
         self.state.clone()
     }
 
     /// Turns true when the node stops; services started beside it stop on it.
     pub fn stopping(&self) -> watch::Receiver<bool> {
         self.stop_tx.subscribe()
-            inspect,
     }
 
     /// Runs `service` beside the node (the admin HTTP server): it should end when
@@ -326,6 +326,7 @@ impl Node {
             studies: Default::default(),
             handoff: handoff.clone(),
             backlog: backlog.clone(),
+            evidence: state.inspect.evidence.clone(),
         });
         {
             let (processing, wake, stop) =
@@ -341,12 +342,12 @@ impl Node {
         let (scp_tx, scp_rx) = watch::channel(Arc::new(topology.scp.clone()));
         let (stale_lease_tx, stale_lease) = watch::channel(topology.stale_lease);
         let mut live = Live {
+            inspect: state.inspect.clone(),
             processing: processing.clone(),
             scp: scp_tx,
             min_free_bytes: Arc::new(AtomicU64::new(topology.min_free_bytes)),
             max_unprocessed: Arc::new(AtomicUsize::new(topology.max_unprocessed)),
             stale_lease: stale_lease_tx,
-            evidence: state.inspect.evidence.clone(),
             audit: state.audit.clone(),
             workers: ForwardWorkers {
                 senders: HashMap::new(),
@@ -365,7 +366,6 @@ impl Node {
         }
         tasks.spawn(watchdog::run(
             queue.clone(),
-            inspect: state.inspect.clone(),
             stale_lease,
             wake_forward.clone(),
             stop_rx.clone(),
@@ -561,6 +561,8 @@ fn reload_action(outcome: Result<String, String>) -> radroute_audit::OperatorAct
 
 /// The live settings of a running node that a [`Topology`] sets, at start-up and on reload.
 struct Live {
+    /// What the console shows of the applied settings.
+    inspect: Arc<inspect::Inspect>,
     processing: Arc<process::Processing>,
     scp: watch::Sender<Arc<radroute_receive::ScpOptions>>,
     min_free_bytes: Arc<AtomicU64>,
@@ -575,6 +577,7 @@ struct Live {
 impl Live {
     /// Makes the running node match `topology` (associations in flight are not touched).
     fn apply(&mut self, topology: Topology, tasks: &mut JoinSet<()>) {
+        self.inspect.set(&topology);
         *self
             .processing
             .rules
@@ -590,8 +593,6 @@ impl Live {
     }
 
     /// Applies a reloaded configuration, or refuses it with a log line and keeps the running
-    /// What the console shows of the applied settings.
-    inspect: Arc<inspect::Inspect>,
     /// one.
     fn reload(&mut self, cfg: &Config, tasks: &mut JoinSet<()>) {
         let topology = match Topology::from_config(cfg) {
@@ -606,7 +607,6 @@ impl Live {
         self.apply(topology, tasks);
         self.audit.record(reload_action(Ok(format!(
             "{} destinations, {} routes",
-        self.inspect.set(&topology);
             cfg.destinations.len(),
             cfg.routes.len()
         ))));

@@ -103,17 +103,6 @@ pub enum ClusterAction {
     },
 }
 
-/// `radroute cluster` actions.
-#[derive(Debug, Subcommand)]
-pub enum ClusterAction {
-    /// Nodes (state, last heartbeat, leases held, instances not routed yet) and queue depth.
-    Status {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
 /// `radroute queue` actions.
 #[derive(Debug, Subcommand)]
 pub enum QueueAction {
