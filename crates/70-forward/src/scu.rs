@@ -101,11 +101,24 @@ fn options<'a>(
     options
 }
 
-fn association_error(dest: &Destination, e: impl std::fmt::Display) -> ForwardError {
+/// The association error with its causes: dicom-ul's "could not connect to server" alone does
+/// not say whether the name did not resolve, the port refused or nothing answered, which is what
+/// an operator acts on (the console tells them apart from this text).
+fn association_error(dest: &Destination, e: impl std::error::Error) -> ForwardError {
+    let mut reason = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !reason.contains(&text) {
+            reason.push_str(": ");
+            reason.push_str(&text);
+        }
+        cause = c.source();
+    }
     ForwardError::Association {
         destination: dest.name.clone(),
         address: dest.address.clone(),
-        reason: e.to_string(),
+        reason,
     }
 }
 
@@ -571,6 +584,39 @@ mod tests {
             header: None,
             priority: Priority::Medium,
         }
+    }
+
+    /// A refused port and a name that does not resolve read differently in the error, so the
+    /// console can tell the operator which one it is.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn connect_errors_carry_their_cause() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        drop(listener);
+        let mut dest = Destination::new("pacs", "PACS", &format!("127.0.0.1:{port}"), "RADROUTE");
+        dest.connect_timeout = std::time::Duration::from_secs(3);
+        let contexts = vec![(
+            "1.2.840.10008.1.1".to_string(),
+            vec![EXPLICIT_VR_LE.to_string()],
+        )];
+        let refused = connect_plain(&dest, &contexts)
+            .await
+            .err()
+            .expect("refused");
+        assert!(
+            refused.to_string().to_ascii_lowercase().contains("refused"),
+            "{refused}"
+        );
+        dest.address = "no-such-host.invalid:104".into();
+        let unresolved = connect_plain(&dest, &contexts)
+            .await
+            .err()
+            .expect("no such host");
+        let text = unresolved.to_string().to_ascii_lowercase();
+        assert!(
+            text.contains("lookup") || text.contains("resolve") || text.contains("name"),
+            "{unresolved}"
+        );
     }
 
     /// A spool file deleted under a queued job is a dead letter at once, not a retry until

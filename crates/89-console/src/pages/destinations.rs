@@ -34,7 +34,7 @@ pub fn error_kind(error: &str, status: Option<u16>) -> String {
     } else if e.contains("refused") {
         "connection refused"
     } else if e.contains("could not connect") {
-        // dicom-ul's connect error does not carry the cause: refused, or nothing reachable.
+        // A connect error without its cause (radroute-forward adds it; older job rows lack it).
         "cannot connect"
     } else if e.contains("timed out") || e.contains("timeout") {
         "timeout"
