@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 
 pub mod audit;
 mod checks;
+pub mod cluster;
 mod node_limits;
 pub mod tls;
-pub mod cluster;
 
 pub use audit::AuditConfig;
 
@@ -589,7 +589,10 @@ impl Config {
                 self.admin.listen
             ));
         }
-        problems.extend(checks::admin_exposed(&self.admin.listen, self.admin.token.as_deref()));
+        problems.extend(checks::admin_exposed(
+            &self.admin.listen,
+            self.admin.token.as_deref(),
+        ));
         let mut seen = std::collections::BTreeSet::new();
         for (i, d) in self.destinations.iter().enumerate() {
             if !seen.insert(d.name.clone()) {

@@ -102,9 +102,7 @@ pub struct NodeState {
 
 /// Opens the spool and the queue. `serve` then recovers what a crash or a lost database left
 /// (node/recover.rs): the spool is the source of truth.
-pub fn open_storage(
-    cfg: &Config,
-) -> Result<(Arc<dyn InstanceStore>, Arc<SqliteQueue>), NodeError> {
+pub fn open_storage(cfg: &Config) -> Result<(Arc<dyn InstanceStore>, Arc<SqliteQueue>), NodeError> {
     let spool = Spool::open(&cfg.spool.dir).map_err(|source| NodeError::Spool {
         path: cfg.spool.dir.display().to_string(),
         source,

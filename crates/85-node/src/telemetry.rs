@@ -64,7 +64,8 @@ pub const STAGE_BUCKETS: &[f64] = &[
 ];
 
 /// Histogram buckets of the classifier's batch sizes (`radroute_classify_batch_size`).
-pub const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 64.0];
+pub const BATCH_SIZE_BUCKETS: &[f64] =
+    &[1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 64.0];
 
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 

@@ -15,9 +15,9 @@
 //! here, in [`api`].
 
 mod api;
-mod console;
 mod auth;
 pub mod cluster;
+mod console;
 pub mod operator;
 pub mod scrape;
 #[cfg(test)]

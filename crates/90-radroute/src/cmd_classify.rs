@@ -415,7 +415,10 @@ pub fn run(args: &ClassifyArgs) -> Result<ExitCode, CommandError> {
             let mut line = json_line(&r, &model_name);
             if let Some(w) = &warning {
                 line.pop();
-                line.push_str(&format!(",\"warning\":{}}}", serde_json::Value::from(w.as_str())));
+                line.push_str(&format!(
+                    ",\"warning\":{}}}",
+                    serde_json::Value::from(w.as_str())
+                ));
             }
             println!("{line}");
         } else {

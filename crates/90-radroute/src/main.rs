@@ -8,8 +8,8 @@
 //! the `radroute-*` crates; see docs/ARCHITECTURE.md.
 
 mod cli;
-mod cmd_cluster;
 mod cmd_classify;
+mod cmd_cluster;
 mod cmd_eval;
 mod cmd_queue;
 mod logging;
