@@ -18,7 +18,7 @@ pub fn fragment_message(
     data: Option<&[u8]>,
     peer_max_pdu: u32,
 ) -> Vec<Pdu> {
-    let chunk = chunk_size(peer_max_pdu);
+    let chunk = pdv_value_capacity(peer_max_pdu);
     let mut pdus = Vec::new();
     push_chunks(&mut pdus, pc, PDataValueType::Command, &command, chunk);
     if let Some(data) = data {
@@ -36,13 +36,15 @@ pub fn fragment_data(pc: u8, data: &[u8], peer_max_pdu: u32) -> Vec<Pdu> {
         pc,
         PDataValueType::Data,
         data,
-        chunk_size(peer_max_pdu),
+        pdv_value_capacity(peer_max_pdu),
     );
     pdus
 }
 
-/// Data bytes per PDV for a peer maximum PDU length (0: unlimited, treated as 16 MiB).
-fn chunk_size(peer_max_pdu: u32) -> usize {
+/// Value bytes one PDV may carry in a P-DATA-TF PDU for a peer maximum PDU length (0: unlimited,
+/// treated as 16 MiB). The one rule every P-DATA writer of radroute follows: the PDUs built here
+/// for dicom-ul and the PDU headers `radroute-forward` writes in front of `sendfile`.
+pub fn pdv_value_capacity(peer_max_pdu: u32) -> usize {
     let max = if peer_max_pdu == 0 {
         16 << 20
     } else {

@@ -23,7 +23,7 @@ pub mod reassembly;
 pub mod status;
 
 pub use command::{CEchoRq, CEchoRsp, CStoreRq, CStoreRsp, Command, CommandError, Priority};
-pub use fragment::{fragment_data, fragment_message};
+pub use fragment::{fragment_data, fragment_message, pdv_value_capacity};
 pub use reassembly::{
     AssembledMessage, PDataAssembler, ReassemblyError, DEFAULT_MAX_DATA_LEN, MAX_COMMAND_SET_LEN,
 };

@@ -102,7 +102,7 @@ pub async fn write_pdata(
     data: &DataSet,
     timeout: Duration,
 ) -> io::Result<()> {
-    let max_value = u64::from(max_pdu).saturating_sub(HEADERS - 6).max(2);
+    let max_value = radroute_dimse::pdv_value_capacity(max_pdu) as u64;
     let head = &data.head[data.head_start..];
     let total = data.len();
     let mut sent = 0u64;
@@ -280,6 +280,16 @@ mod tests {
             value.extend_from_slice(v);
         }
         assert_eq!(value, [head, body].concat());
+    }
+
+    /// A peer announcing a maximum PDU length of 0 ("no limit", PS3.8 D.3.3.1) gets PDUs as
+    /// large as the rule of `radroute_dimse::pdv_value_capacity` allows, not 2-byte ones.
+    #[tokio::test]
+    async fn an_unlimited_peer_gets_large_pdus() {
+        let body: Vec<u8> = (0..100_000u32).map(|i| (i % 239) as u8).collect();
+        let pdus = parse(&send(DataSet::in_memory(body.clone(), 0), 0).await);
+        assert_eq!(pdus.len(), 1, "one PDU for 100 kB to an unlimited peer");
+        assert_eq!(pdus[0].2, body);
     }
 
     #[tokio::test]
