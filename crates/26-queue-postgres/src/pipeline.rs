@@ -28,16 +28,17 @@ pub(crate) struct Ctx {
     pub takeover_after_ms: i64,
 }
 
-/// Records a received instance, `received_by` = `node`. Usable inside any transaction
-/// (the storage backend's, so bytes and row commit together).
+/// Records a received instance, `received_by` = `node`. Takes any tokio-postgres client or
+/// transaction, so the storage backend can run it inside its own transaction and the bytes and
+/// the row commit together (cluster mode's store step).
 pub async fn insert_instance(
-    client: &impl GenericClient,
+    client: &impl tokio_postgres::GenericClient,
     row: &NewInstance,
     node: &str,
 ) -> Result<()> {
     const OP: &str = "add instance";
     let stmt = client
-        .prepare_cached(
+        .prepare(
             "INSERT INTO instances (id, sop_instance_uid, sop_class_uid, transfer_syntax, \
              study_instance_uid, calling_ae, called_ae, peer_addr, received_at, updated_at, \
              state, bytes, received_by) \

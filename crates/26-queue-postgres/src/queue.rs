@@ -250,7 +250,8 @@ fn millis(d: Duration) -> i64 {
 impl ForwardQueue for PostgresQueue {
     fn add_instance(&self, instance: &NewInstance) -> Result<()> {
         call!(self, "add instance", |c| pipeline::insert_instance(
-            &*c,
+            // the pooled object, its wrapper, the tokio-postgres client
+            &***c,
             instance,
             &self.ctx.node
         ))

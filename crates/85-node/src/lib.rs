@@ -391,8 +391,13 @@ impl Node {
             audit: state.audit.clone(),
             spool: spool.clone(),
             queue: queue.clone(),
-            // Cluster mode sets a one-transaction ingest here (store::Ingest).
-            ingest: None,
+            // Cluster mode: the bytes and the queue row in one transaction.
+            ingest: state.cluster.as_ref().map(|c| {
+                Arc::new(cluster::ClusterIngest {
+                    store: c.store.clone(),
+                    node_id: c.node_id.clone(),
+                }) as Arc<dyn store::Ingest>
+            }),
             wake_processing: wake_processing.clone(),
             min_free_bytes: live.min_free_bytes.clone(),
             handoff,

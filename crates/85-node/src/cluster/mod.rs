@@ -11,6 +11,7 @@
 
 mod drain;
 mod heartbeat;
+mod ingest;
 mod status;
 
 use std::sync::Arc;
@@ -22,6 +23,8 @@ use radroute_config::Config;
 use radroute_queue::{ForwardQueue, UnixMillis};
 use radroute_queue_pg::{PasswordSource, PgConfig, PgQueueOptions, PostgresQueue};
 use radroute_store_postgres::{PgStore, PgStoreOptions};
+
+pub(crate) use ingest::ClusterIngest;
 use tracing::{info, warn};
 
 pub use status::{read as read_status, ClusterStatus, NodeRow};
