@@ -52,18 +52,11 @@ def main():
     return 0
 
 
-def write(out, modality, pattern, r, c, study, sop, sets):
-    sop_class = SOP[modality]
+def header(sop_class, modality, sop=None, study=None, patient_name="E2E^TEST",
+           patient_id="E2E001", study_date="20261128", study_time="024500"):
+    """File meta and the attributes every test instance shares (patient, study, series,
+    equipment), Explicit VR Little Endian. Also used by wrap_radiograph.py."""
     sop = sop or generate_uid()
-    study = study or generate_uid()
-    if pattern == "hgrad":
-        px = np.tile(np.linspace(0, 4095, c), (r, 1))
-    elif pattern == "vgrad":
-        px = np.tile(np.linspace(0, 4095, r)[:, None], (1, c))
-    else:
-        px = np.full((r, c), 2000.0)
-    px = px.astype(np.uint16)
-
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = sop
@@ -74,22 +67,35 @@ def write(out, modality, pattern, r, c, study, sop, sets):
     ds.SpecificCharacterSet = "ISO_IR 100"
     ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = sop
-    ds.StudyDate = "20261128"
-    ds.StudyTime = "024500"
+    ds.StudyDate = study_date
+    ds.StudyTime = study_time
     ds.AccessionNumber = ""
     ds.Modality = modality
     ds.Manufacturer = "radroute-e2e"
     ds.ReferringPhysicianName = ""
-    ds.PatientName = "E2E^TEST"
-    ds.PatientID = "E2E001"
+    ds.PatientName = patient_name
+    ds.PatientID = patient_id
     ds.PatientBirthDate = ""
     ds.PatientSex = "O"
-    ds.StudyInstanceUID = study
+    ds.StudyInstanceUID = study or generate_uid()
     ds.SeriesInstanceUID = generate_uid()
     ds.StudyID = "1"
     ds.SeriesNumber = 1
     ds.InstanceNumber = 1
     ds.PatientOrientation = ""
+    return ds
+
+
+def write(out, modality, pattern, r, c, study, sop, sets):
+    if pattern == "hgrad":
+        px = np.tile(np.linspace(0, 4095, c), (r, 1))
+    elif pattern == "vgrad":
+        px = np.tile(np.linspace(0, 4095, r)[:, None], (1, c))
+    else:
+        px = np.full((r, c), 2000.0)
+    px = px.astype(np.uint16)
+
+    ds = header(SOP[modality], modality, sop, study)
     if modality == "CT":
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
         ds.KVP = ""
@@ -118,7 +124,7 @@ def write(out, modality, pattern, r, c, study, sop, sets):
         setattr(ds, k, v)
     ds.PixelData = px.tobytes()
     ds.save_as(out, enforce_file_format=True)
-    print(sop, flush=True)
+    print(ds.SOPInstanceUID, flush=True)
 
 
 if __name__ == "__main__":

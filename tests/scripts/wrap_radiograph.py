@@ -10,45 +10,24 @@ Writes Explicit VR Little Endian, MONOCHROME2, 8 bits stored in 8 allocated, the
 size (grayscale; colour images are converted). Prints one SOP Instance UID a line, in order.
 """
 import json
+import os
 import sys
 
 import numpy as np
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_instance import header  # noqa: E402  (the shared test header)
 
 CR = "1.2.840.10008.5.1.4.1.1.1"
 
 
 def wrap(out, image, sets):
     px = np.asarray(Image.open(image).convert("L"), dtype=np.uint8)
-    sop = generate_uid()
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CR
-    meta.MediaStorageSOPInstanceUID = sop
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = "1.2.826.0.1.3680043.10.1443.2"
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.SOPClassUID = CR
-    ds.SOPInstanceUID = sop
-    ds.StudyDate = "20261207"
-    ds.StudyTime = "070000"
-    ds.AccessionNumber = ""
-    ds.Modality = "CR"
-    ds.Manufacturer = "radroute-e2e"
-    ds.ReferringPhysicianName = ""
-    ds.PatientName = "E2E^RADIOGRAPH"
-    ds.PatientID = "E2E002"
-    ds.PatientBirthDate = ""
-    ds.PatientSex = "O"
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.StudyID = "1"
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = 1
-    ds.PatientOrientation = ""
+    ds = header(
+        CR, "CR", patient_name="E2E^RADIOGRAPH", patient_id="E2E002",
+        study_date="20261207", study_time="070000",
+    )
     ds.ImageType = ["ORIGINAL", "PRIMARY"]
     ds.BodyPartExamined = ""
     ds.ViewPosition = ""
@@ -66,7 +45,7 @@ def wrap(out, image, sets):
             setattr(ds, k, v)
     ds.PixelData = px.tobytes()
     ds.save_as(out, enforce_file_format=True)
-    return sop
+    return ds.SOPInstanceUID
 
 
 def main():
