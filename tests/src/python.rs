@@ -207,22 +207,56 @@ pub fn make_instances(files: &[(&Path, Instance)]) -> Vec<String> {
             format!("{o}\n")
         })
         .collect();
-    let spec_path = dir.join(format!(".make_instances.{}.jsonl", files.len()));
-    std::fs::write(&spec_path, spec).expect("write spec");
+    run_batch(
+        "make_instance.py",
+        &dir.join(format!(".make_instances.{}.jsonl", files.len())),
+        &spec,
+        files.len(),
+    )
+}
+
+/// Runs a tests/scripts batch writer (`SCRIPT --batch SPEC`, one JSON object a line in `spec`,
+/// written to `spec_path`) and returns the SOP Instance UIDs it printed, checking there is one
+/// per line of the spec.
+fn run_batch(script_name: &str, spec_path: &Path, spec: &str, expected: usize) -> Vec<String> {
+    std::fs::write(spec_path, spec).expect("write spec");
     let mut cmd = Command::new(python());
-    cmd.arg(script("make_instance.py"))
-        .arg("--batch")
-        .arg(&spec_path);
+    cmd.arg(script(script_name)).arg("--batch").arg(spec_path);
     let (code, text) = crate::dcmtk::run_bounded(cmd, Duration::from_secs(120));
-    assert_eq!(code, Some(0), "make_instance.py failed:\n{text}");
+    assert_eq!(code, Some(0), "{script_name} failed:\n{text}");
     let uids: Vec<String> = text
         .lines()
         .map(str::trim)
         .filter(|l| l.starts_with("1.2.") || l.starts_with("2.25."))
         .map(str::to_string)
         .collect();
-    assert_eq!(uids.len(), files.len(), "make_instance.py output:\n{text}");
+    assert_eq!(uids.len(), expected, "{script_name} output:\n{text}");
     uids
+}
+
+/// Wraps real radiographs (PNG/JPEG) as CR files with tests/scripts/wrap_radiograph.py: each
+/// item is (output file, image, attributes to set by keyword; `null` removes one). Returns the
+/// SOP Instance UIDs in order.
+pub fn wrap_radiographs(items: &[(PathBuf, PathBuf, serde_json::Value)]) -> Vec<String> {
+    let Some((first, _, _)) = items.first() else {
+        return Vec::new();
+    };
+    let dir = first.parent().expect("output file has a folder");
+    std::fs::create_dir_all(dir).expect("create input dir");
+    let spec: String = items
+        .iter()
+        .map(|(out, image, set)| {
+            assert!(image.is_file(), "radiograph missing: {}", image.display());
+            let line = serde_json::json!({"out": out, "image": image, "set": set});
+            format!("{line}\n")
+        })
+        .collect();
+    run_batch(
+        "wrap_radiograph.py",
+        &dir.join("wrap.jsonl"),
+        &spec,
+        items.len(),
+    )
 }
 
 /// Writes one small instance (see [`make_instances`]); returns its SOP Instance UID.

@@ -70,7 +70,8 @@ pub fn radroute_private_block(dump: &str) -> Vec<String> {
         .collect()
 }
 
-fn has_line(dump: &str, tag: &str, text: &str) -> bool {
+/// `(tag) VR [value]`: a line of the dump starting with `tag` and containing `text`.
+pub fn has_line(dump: &str, tag: &str, text: &str) -> bool {
     dump.lines()
         .map(str::trim)
         .any(|l| l.starts_with(tag) && l.contains(text))

@@ -14,7 +14,7 @@ use std::time::Duration;
 use radroute_e2e::dcmtk::{run_bounded, storescu_as};
 use radroute_e2e::orthanc::Orthanc;
 use radroute_e2e::ports::free_port;
-use radroute_e2e::python::{python, script};
+use radroute_e2e::python::{python, wrap_radiographs};
 use radroute_e2e::radroute::{Config, Radroute};
 use radroute_e2e::{shared_dir, wait_for, workspace_root};
 
@@ -36,40 +36,18 @@ const IMAGES: &[(&str, &str)] = &[
 /// patient name: the files and their SOP Instance UIDs, in order.
 fn wrap(dir: &std::path::Path) -> (Vec<PathBuf>, Vec<String>) {
     let root = shared_dir().join("data/radiographs");
-    std::fs::create_dir_all(dir).expect("create input dir");
-    let mut spec = String::new();
-    let mut files = Vec::new();
-    for (i, (image, accession)) in IMAGES.iter().enumerate() {
-        let image = root.join(image);
-        assert!(image.is_file(), "radiograph missing: {}", image.display());
-        let out = dir.join(format!("in{i}.dcm"));
-        let line = serde_json::json!({
-            "out": out, "image": image,
-            "set": {"BodyPartExamined": null, "AccessionNumber": accession, "PatientName": HOSTILE_NAME},
-        });
-        spec.push_str(&format!("{line}\n"));
-        files.push(out);
-    }
-    let spec_path = dir.join("wrap.jsonl");
-    std::fs::write(&spec_path, spec).expect("write spec");
-    let mut cmd = Command::new(python());
-    cmd.arg(script("wrap_radiograph.py"))
-        .arg("--batch")
-        .arg(&spec_path);
-    let (code, text) = run_bounded(cmd, Duration::from_secs(120));
-    assert_eq!(code, Some(0), "wrap_radiograph.py failed:\n{text}");
-    let uids: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("1.2.") || l.starts_with("2.25."))
-        .map(str::to_string)
+    let specs: Vec<_> = IMAGES
+        .iter()
+        .enumerate()
+        .map(|(i, (image, accession))| {
+            let set = serde_json::json!({
+                "BodyPartExamined": null, "AccessionNumber": accession, "PatientName": HOSTILE_NAME,
+            });
+            (dir.join(format!("in{i}.dcm")), root.join(image), set)
+        })
         .collect();
-    assert_eq!(
-        uids.len(),
-        files.len(),
-        "wrap_radiograph.py output:\n{text}"
-    );
-    (files, uids)
+    let uids = wrap_radiographs(&specs);
+    (specs.into_iter().map(|(out, _, _)| out).collect(), uids)
 }
 
 /// `[classify]` with the shipped model and the wheel's ONNX Runtime.

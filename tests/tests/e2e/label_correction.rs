@@ -16,16 +16,15 @@
 //! model must do instead: CHEST kept on the hand (KEPT_EXISTING), the chest film abstained.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-use radroute_e2e::dcmtk::{dcmdump, run_bounded, storescu};
+use radroute_e2e::dcmtk::{dcmdump, storescu};
 use radroute_e2e::orthanc::Orthanc;
-use radroute_e2e::python::{python, script};
+use radroute_e2e::python::wrap_radiographs;
 use radroute_e2e::radroute::{Config, Radroute};
 use radroute_e2e::{shared_dir, wait_for, workspace_root};
 
-use crate::classification::{onnxruntime_library, radroute_private_block};
+use crate::classification::{has_line, onnxruntime_library, radroute_private_block};
 
 /// Radiographs (relative to the shared radiographs folder) and the region they show (UNIFESP
 /// labels). Model 2.0.0 scores the hands 0.998 and 0.9999 (hand's correct_threshold 0.90), the
@@ -49,39 +48,14 @@ struct Wrap<'a> {
 /// Wraps the radiographs as CR files; returns their SOP Instance UIDs in order.
 fn wrap(items: &[Wrap]) -> Vec<String> {
     let root = shared_dir().join("data/radiographs");
-    let dir = items[0].out.parent().expect("folder");
-    std::fs::create_dir_all(dir).expect("create input dir");
-    let spec: String = items
+    let specs: Vec<_> = items
         .iter()
         .map(|w| {
-            let image = root.join(w.image);
-            assert!(image.is_file(), "radiograph missing: {}", image.display());
-            let o = serde_json::json!({
-                "out": w.out, "image": image, "set": {"BodyPartExamined": w.body_part},
-            });
-            format!("{o}\n")
+            let set = serde_json::json!({"BodyPartExamined": w.body_part});
+            (w.out.clone(), root.join(w.image), set)
         })
         .collect();
-    let spec_path = dir.join("wrap.jsonl");
-    std::fs::write(&spec_path, spec).expect("write spec");
-    let mut cmd = Command::new(python());
-    cmd.arg(script("wrap_radiograph.py"))
-        .arg("--batch")
-        .arg(&spec_path);
-    let (code, text) = run_bounded(cmd, Duration::from_secs(120));
-    assert_eq!(code, Some(0), "wrap_radiograph.py failed:\n{text}");
-    let uids: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("1.2.") || l.starts_with("2.25."))
-        .map(str::to_string)
-        .collect();
-    assert_eq!(
-        uids.len(),
-        items.len(),
-        "wrap_radiograph.py output:\n{text}"
-    );
-    uids
+    wrap_radiographs(&specs)
 }
 
 /// The `[[classes]]` block of `class` in the shipped manifest (`None` when the model has no
@@ -97,13 +71,6 @@ fn manifest_class(class: &str) -> Option<String> {
                 .any(|l| l.trim().replace(' ', "") == format!("name=\"{class}\""))
         })
         .map(str::to_string)
-}
-
-/// `(tag) VR [value]` present on a line of the dump.
-fn has(dump: &str, tag: &str, text: &str) -> bool {
-    dump.lines()
-        .map(str::trim)
-        .any(|l| l.starts_with(tag) && l.contains(text))
 }
 
 /// The private block's outcome element (0077,xx05), e.g. `CORRECTED`.
@@ -194,7 +161,7 @@ fn wrong_headers_are_corrected_agreeing_and_unsure_ones_left_alone() {
     let dump = fetch(0);
     if hand_corrects {
         assert!(
-            has(&dump, "(0008,0018)", &uids[0]),
+            has_line(&dump, "(0008,0018)", &uids[0]),
             "{}",
             ctx("UID changed", &dump)
         );
@@ -205,12 +172,12 @@ fn wrong_headers_are_corrected_agreeing_and_unsure_ones_left_alone() {
             ctx("not corrected", &dump)
         );
         assert!(
-            has(&dump, "(0018,0015)", "[HAND]"),
+            has_line(&dump, "(0018,0015)", "[HAND]"),
             "{}",
             ctx("not HAND", &dump)
         );
         assert!(
-            has(&dump, "(0008,0100)", "[85562004]"),
+            has_line(&dump, "(0008,0100)", "[85562004]"),
             "{}",
             ctx("Anatomic Region Sequence is not Hand's", &dump)
         );
@@ -242,7 +209,7 @@ fn wrong_headers_are_corrected_agreeing_and_unsure_ones_left_alone() {
     } else {
         assert_eq!(outcome(&dump), "KEPT_EXISTING", "{}", ctx("outcome", &dump));
         assert!(
-            has(&dump, "(0018,0015)", "[CHEST]"),
+            has_line(&dump, "(0018,0015)", "[CHEST]"),
             "{}",
             ctx("CHEST lost", &dump)
         );
@@ -253,7 +220,7 @@ fn wrong_headers_are_corrected_agreeing_and_unsure_ones_left_alone() {
     let dump = fetch(1);
     assert_eq!(outcome(&dump), "AGREED", "{}", ctx("not agreed", &dump));
     assert!(
-        has(&dump, "(0018,0015)", "[Hand"),
+        has_line(&dump, "(0018,0015)", "[Hand"),
         "{}",
         ctx("header changed", &dump)
     );
@@ -272,13 +239,13 @@ fn wrong_headers_are_corrected_agreeing_and_unsure_ones_left_alone() {
         ctx("not abstained", &dump)
     );
     assert!(
-        has(&dump, "(0018,0015)", "[HAND]"),
+        has_line(&dump, "(0018,0015)", "[HAND]"),
         "{}",
         ctx("header changed", &dump)
     );
     assert!(!dump.contains("(0400,0561)"), "{}", ctx("coerced", &dump));
     assert!(
-        !has(&dump, "(0008,2218)", ""),
+        !has_line(&dump, "(0008,2218)", ""),
         "{}",
         ctx("region written", &dump)
     );
@@ -293,24 +260,24 @@ fn wrong_headers_are_corrected_agreeing_and_unsure_ones_left_alone() {
             ctx("chest not labelled", &dump)
         );
         assert!(
-            has(&dump, "(0018,0015)", "[CHEST]"),
+            has_line(&dump, "(0018,0015)", "[CHEST]"),
             "{}",
             ctx("not CHEST", &dump)
         );
         assert!(
-            has(&dump, "(0008,0100)", "[816094009]"),
+            has_line(&dump, "(0008,0100)", "[816094009]"),
             "{}",
             ctx("no SNOMED CT code of Chest", &dump)
         );
         assert!(
-            has(&dump, "(0008,0102)", "[SCT]"),
+            has_line(&dump, "(0008,0102)", "[SCT]"),
             "{}",
             ctx("not SCT", &dump)
         );
     } else {
         assert_eq!(outcome(&dump), "ABSTAINED", "{}", ctx("outcome", &dump));
         assert!(
-            !has(&dump, "(0018,0015) CS [", ""),
+            !has_line(&dump, "(0018,0015) CS [", ""),
             "{}",
             ctx("labelled", &dump)
         );
