@@ -362,24 +362,42 @@ impl Node {
         if let Some(c) = &state.cluster {
             tasks.spawn(c.heartbeat(stop_rx.clone()));
         }
-        tasks.spawn(watchdog::run(
-            queue.clone(),
-            stale_lease,
-            wake_forward.clone(),
-            stop_rx.clone(),
-        ));
+        {
+            let (queue, wake, stop) = (queue.clone(), wake_forward.clone(), stop_rx.clone());
+            let start = move || {
+                watchdog::run(
+                    queue.clone(),
+                    stale_lease.clone(),
+                    wake.clone(),
+                    stop.clone(),
+                )
+            };
+            tasks.spawn(watchdog::supervise("watchdog", stop_rx.clone(), start));
+        }
         // The same path as a reload: this starts the forward workers.
         live.apply(topology, &mut tasks);
-        tasks.spawn(purge::run(
-            queue.clone(),
-            spool.clone(),
-            radroute_queue::Retention {
+        {
+            let retention = radroute_queue::Retention {
                 finished: Duration::from_secs(cfg.spool.retention_secs),
                 dead_letters: Duration::from_secs(cfg.spool.dead_letter_retention_secs),
-            },
-            wake_purge.clone(),
-            stop_rx.clone(),
-        ));
+            };
+            let (queue, spool, wake, stop) = (
+                queue.clone(),
+                spool.clone(),
+                wake_purge.clone(),
+                stop_rx.clone(),
+            );
+            let start = move || {
+                purge::run(
+                    queue.clone(),
+                    spool.clone(),
+                    retention,
+                    wake.clone(),
+                    stop.clone(),
+                )
+            };
+            tasks.spawn(watchdog::supervise("purge", stop_rx.clone(), start));
+        }
 
         let listener = tokio::net::TcpListener::bind(&cfg.node.listen)
             .await
