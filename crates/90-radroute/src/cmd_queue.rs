@@ -1,21 +1,47 @@
 //! `radroute queue`: counts, job lists, retrying dead letters, dropping jobs. Works on the
-//! queue database directly, so it also works while the node is stopped. A retry of a job whose
-//! files were purged (`[spool] dead_letter_retention_secs`) fails with the queue's error, and
-//! a dropped job's files are purged after `[spool] retention_secs`.
+//! queue database directly, so it also works while the node is stopped: the SQLite queue of a
+//! single node, or the cluster's PostgreSQL queue when the configuration has `[cluster]`
+//! (the backend the node itself uses, see [`open`]). A retry of a job whose files were purged
+//! (`[spool] dead_letter_retention_secs`) fails with the queue's error, and a dropped job's
+//! files are purged after `[spool] retention_secs`.
+
+use std::time::Duration;
 
 use radroute_queue::{ForwardQueue, JobFilter, JobState, SqliteQueue, UnixMillis};
+use radroute_queue_pg::{PgQueueOptions, PostgresQueue};
 
 use crate::cli::QueueAction;
 use radroute_config::Config;
 
-/// Runs one queue action and prints its result.
-pub fn run(cfg: &Config, action: QueueAction) -> Result<(), String> {
+/// Opens the queue the node of `cfg` uses: with `[cluster]` the shared PostgreSQL queue (the
+/// driver settings of `radroute_node::cluster::pg_config`, as the node's start-up builds them),
+/// else the node's SQLite database at `[queue] path`.
+pub fn open(cfg: &Config) -> Result<Box<dyn ForwardQueue>, String> {
+    if let Some(cluster) = &cfg.cluster {
+        let pg = radroute_node::cluster::pg_config(cluster);
+        let mut options = PgQueueOptions::new(cluster.node_id());
+        options.policy = cfg.retry_policy();
+        options.takeover_after = Duration::from_secs(cluster.takeover_after_secs);
+        let queue = PostgresQueue::connect(&pg, options).map_err(|e| {
+            format!(
+                "cannot open the cluster queue {}: {e}",
+                cluster.redacted_url()
+            )
+        })?;
+        return Ok(Box::new(queue));
+    }
     let path = cfg.queue_path();
     if let Some(dir) = path.parent().filter(|d| !d.is_dir()) {
         return Err(missing_spool_hint(dir, &cfg.source));
     }
     let queue = SqliteQueue::open(&path, cfg.retry_policy())
         .map_err(|e| format!("cannot open queue {}: {e}", path.display()))?;
+    Ok(Box::new(queue))
+}
+
+/// Runs one queue action and prints its result.
+pub fn run(cfg: &Config, action: QueueAction) -> Result<(), String> {
+    let queue = open(cfg)?;
     let now = UnixMillis::now();
     match action {
         QueueAction::Counts { json } => {

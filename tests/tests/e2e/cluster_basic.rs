@@ -1,6 +1,7 @@
 //! Issue 13, test 1: two nodes behind HAProxy on one PostgreSQL; 4 senders, 100 instances:
 //! all delivered, none twice, and both nodes took part. Also the operator surface:
-//! `/api/v1/cluster` lists both nodes up, `radroute cluster status` prints them.
+//! `/api/v1/cluster` lists both nodes up, `radroute cluster status` prints them, and
+//! `radroute queue list` / `counts` show the cluster's jobs from either node's configuration.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -86,5 +87,22 @@ fn two_nodes_behind_haproxy_deliver_everything_once() {
         text.contains("n1") && text.contains("n2*") && text.contains("up"),
         "{text}"
     );
+    // `radroute queue` reads the cluster's queue in PostgreSQL (not a local SQLite file): from
+    // either node's configuration it lists the 100 jobs, each delivered.
+    for node in [&n1, &n2] {
+        let jobs = node.queue_list();
+        let delivered: BTreeSet<String> = jobs
+            .iter()
+            .filter(|j| j["state"] == "delivered")
+            .filter_map(|j| j["sop_instance_uid"].as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(jobs.len(), 100, "radroute queue list: {jobs:?}");
+        assert_eq!(delivered, expected, "radroute queue list: {jobs:?}");
+        let counts = node.queue_counts();
+        assert_eq!(
+            counts["jobs"]["delivered"], 100,
+            "radroute queue counts: {counts}"
+        );
+    }
     drop(lb);
 }
