@@ -20,6 +20,11 @@ pub trait SpoolFs: Send + Sync + std::fmt::Debug {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Removes a file.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Creates `path` (which must not exist) for a streaming write; the caller writes,
+    /// `fsync`s and renames it.
+    fn create_new(&self, path: &Path) -> io::Result<File> {
+        OpenOptions::new().write(true).create_new(true).open(path)
+    }
 }
 
 /// The real file system.

@@ -20,7 +20,7 @@
 //! <dir>/incoming/<id>.dcm  instance as received
 //! <dir>/processed/<id>.dcm instance after coercion (label written)
 //! <dir>/header/<id>.dcm    or only its coerced header, the pixels staying in incoming/
-//! <dir>/tmp/               files being written; emptied at open
+//! <dir>/tmp/               files being written (streaming puts too); emptied at open
 //! <dir>/quarantine/        files moved aside (unreadable); never deleted by radroute
 //! ```
 #![deny(missing_docs)]
@@ -28,6 +28,7 @@
 mod error;
 pub mod fs;
 mod id;
+pub mod put;
 pub mod spool;
 mod store;
 #[cfg(feature = "suite")]
@@ -35,5 +36,6 @@ pub mod suite;
 
 pub use error::{Result, SpoolError};
 pub use id::{InstanceId, InvalidInstanceId};
+pub use put::{BufferedPut, PutStream, SpoolPut};
 pub use spool::{FileKind, FileStat, Spool, Usage};
 pub use store::InstanceStore;

@@ -211,6 +211,27 @@ impl Spool {
         Ok(target)
     }
 
+    /// Begins a streaming store of the `kind` file of `id`: a new file in `tmp/`, written as
+    /// bytes come (with early writeback) and renamed into place, with the guarantees of
+    /// [`Spool::store`], by [`crate::PutStream::commit`]; dropped uncommitted it is removed.
+    pub fn begin_store(&self, kind: FileKind, id: &InstanceId) -> Result<crate::put::SpoolPut> {
+        let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
+        let tmp = self.tmp.join(format!("{id}.{kind}.{seq}.tmp"));
+        let file = self
+            .fs
+            .create_new(&tmp)
+            .map_err(|e| SpoolError::io("create", &tmp, e))?;
+        Ok(crate::put::SpoolPut {
+            fs: self.fs.clone(),
+            file: Some(file),
+            tmp,
+            target: self.path(kind, id),
+            dir: self.dir(kind),
+            written: 0,
+            kicked: 0,
+        })
+    }
+
     /// Reads the whole `kind` file of `id`.
     pub fn read(&self, kind: FileKind, id: &InstanceId) -> Result<Vec<u8>> {
         let path = self.path(kind, id);

@@ -31,6 +31,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::put::{BufferedPut, PutStream};
 use crate::{FileKind, FileStat, InstanceId, Result, Usage};
 
 /// Where instance bytes are kept. Object safe: the daemon holds an `Arc<dyn InstanceStore>`.
@@ -42,6 +43,14 @@ pub trait InstanceStore: Send + Sync + fmt::Debug {
     /// `Ok` (see the module's contract). An incoming object is written once; a derived one
     /// replaces an earlier one.
     fn put(&self, kind: FileKind, id: &InstanceId, parts: &[&[u8]]) -> Result<()>;
+
+    /// Begins a put of the `kind` object of `id` whose bytes come piece by piece (the receive
+    /// path writes a data set while it arrives); committed with the guarantees of
+    /// [`InstanceStore::put`], aborted when dropped (see [`crate::put`]). The default gathers the
+    /// bytes in memory and calls `put` at commit; the local spool writes its file as they come.
+    fn begin_put(&self, kind: FileKind, id: &InstanceId) -> Result<Box<dyn PutStream>> {
+        Ok(Box::new(BufferedPut::new(kind, id)))
+    }
 
     /// The whole `kind` object of `id`; [`crate::SpoolError::NotFound`] when there is none.
     fn read(&self, kind: FileKind, id: &InstanceId) -> Result<Vec<u8>>;
@@ -94,6 +103,10 @@ impl InstanceStore for crate::Spool {
 
     fn put(&self, kind: FileKind, id: &InstanceId, parts: &[&[u8]]) -> Result<()> {
         self.store_parts(kind, id, parts).map(|_| ())
+    }
+
+    fn begin_put(&self, kind: FileKind, id: &InstanceId) -> Result<Box<dyn PutStream>> {
+        Ok(Box::new(self.begin_store(kind, id)?))
     }
 
     fn read(&self, kind: FileKind, id: &InstanceId) -> Result<Vec<u8>> {

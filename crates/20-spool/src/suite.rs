@@ -31,7 +31,8 @@ macro_rules! instance_store_suite {
             $crate::instance_store_suite!(@tests $make;
                 round_trip, missing_is_not_found, derived_put_replaces, remove_kind_and_remove,
                 sizes_and_part_boundaries, quarantine_hides_and_keeps, concurrent_puts,
-                stat_time_is_when_written);
+                stat_time_is_when_written, put_stream_commits, put_stream_abort_leaves_nothing,
+                put_stream_crash_before_commit_leaves_nothing_visible);
         }
     };
     (@tests $make:expr; $($test:ident),*) => {
@@ -235,4 +236,90 @@ pub fn stat_time_is_when_written(store: &dyn InstanceStore) {
         "{:?}",
         st.modified
     );
+}
+
+/// A streaming put written in pieces of every size (across any writeback or chunk boundary)
+/// becomes visible, byte for byte, only at commit; a derived kind replaces an earlier object.
+pub fn put_stream_commits(store: &dyn InstanceStore) {
+    const MIB: usize = 1 << 20;
+    let data = pattern(10 * MIB + 3, 7);
+    let id = InstanceId::generate();
+    let mut put = store.begin_put(FileKind::Incoming, &id).unwrap();
+    let mut at = 0;
+    for len in [0, 1, 131, 64 << 10, MIB - 1, 3 * MIB, 5 * MIB]
+        .into_iter()
+        .cycle()
+    {
+        let end = (at + len).min(data.len());
+        put.write(&data[at..end]).unwrap();
+        at = end;
+        if at == data.len() {
+            break;
+        }
+    }
+    assert_eq!(put.written(), data.len() as u64);
+    assert!(
+        !store.contains(FileKind::Incoming, &id).unwrap(),
+        "visible before commit"
+    );
+    assert!(store.list(FileKind::Incoming).unwrap().is_empty());
+    put.commit(store).unwrap();
+    assert!(store.read(FileKind::Incoming, &id).unwrap() == data);
+    assert_eq!(
+        store.stat(FileKind::Incoming, &id).unwrap().bytes,
+        data.len() as u64
+    );
+    let file = store.local_file(FileKind::Incoming, &id).unwrap();
+    assert!(std::fs::read(file).unwrap() == data, "local file differs");
+    assert_eq!(store.list(FileKind::Incoming).unwrap(), vec![id.clone()]);
+
+    store.put(FileKind::Header, &id, &[b"old header"]).unwrap();
+    let mut put = store.begin_put(FileKind::Header, &id).unwrap();
+    put.write(b"new ").unwrap();
+    put.write(b"header").unwrap();
+    put.commit(store).unwrap();
+    assert_eq!(store.read(FileKind::Header, &id).unwrap(), b"new header");
+}
+
+/// A streaming put dropped before commit (a refused data set, an aborted association) leaves
+/// nothing: not the new object, not a changed earlier one, no space used.
+pub fn put_stream_abort_leaves_nothing(store: &dyn InstanceStore) {
+    let id = InstanceId::generate();
+    let mut put = store.begin_put(FileKind::Incoming, &id).unwrap();
+    put.write(&pattern(3 << 20, 2)).unwrap();
+    drop(put);
+    assert!(!store.contains(FileKind::Incoming, &id).unwrap());
+    assert_not_found(store.read(FileKind::Incoming, &id), "read aborted");
+    assert!(store.list(FileKind::Incoming).unwrap().is_empty());
+    assert_eq!(store.usage().unwrap(), crate::Usage::default());
+
+    // An aborted replacement keeps the earlier derived object as it was.
+    store.put(FileKind::Processed, &id, &[b"kept"]).unwrap();
+    let mut put = store.begin_put(FileKind::Processed, &id).unwrap();
+    put.write(b"discarded").unwrap();
+    drop(put);
+    assert_eq!(store.read(FileKind::Processed, &id).unwrap(), b"kept");
+    // The id can still be stored.
+    let mut put = store.begin_put(FileKind::Incoming, &id).unwrap();
+    put.write(b"again").unwrap();
+    put.commit(store).unwrap();
+    assert_eq!(store.read(FileKind::Incoming, &id).unwrap(), b"again");
+}
+
+/// A process that dies before commit (simulated: the stream is leaked, so neither commit nor
+/// the abort of drop runs) leaves nothing visible under the id; the local spool's temporary file
+/// stays in `tmp/` until the next open removes it.
+pub fn put_stream_crash_before_commit_leaves_nothing_visible(store: &dyn InstanceStore) {
+    let id = InstanceId::generate();
+    let mut put = store.begin_put(FileKind::Incoming, &id).unwrap();
+    put.write(&pattern(5 << 20, 3)).unwrap();
+    std::mem::forget(put);
+    assert!(!store.contains(FileKind::Incoming, &id).unwrap());
+    assert_not_found(store.stat(FileKind::Incoming, &id), "stat of a crashed put");
+    assert_not_found(
+        store.local_file(FileKind::Incoming, &id),
+        "local_file of a crashed put",
+    );
+    assert!(store.list(FileKind::Incoming).unwrap().is_empty());
+    assert_eq!(store.usage().unwrap().files, 0);
 }

@@ -404,3 +404,74 @@ fn stat_gives_size_and_time_written() {
         Err(SpoolError::NotFound { .. })
     ));
 }
+
+#[test]
+fn streaming_store_writes_in_tmp_and_renames_at_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    let id = InstanceId::generate();
+    let mut put = spool.begin_store(FileKind::Incoming, &id).unwrap();
+    let data = radroute_spool::suite::pattern(9 << 20, 5);
+    for chunk in data.chunks(1 << 20) {
+        radroute_spool::PutStream::write(&mut put, chunk).unwrap();
+    }
+    // Written as it came: the bytes are already in the temporary file, nothing is final yet.
+    let tmp = tmp_entries(dir.path());
+    assert_eq!(tmp.len(), 1, "{tmp:?}");
+    assert_eq!(
+        std::fs::metadata(dir.path().join("tmp").join(&tmp[0]))
+            .unwrap()
+            .len(),
+        data.len() as u64
+    );
+    assert!(!spool.contains(FileKind::Incoming, &id));
+    radroute_spool::PutStream::commit(Box::new(put), &spool).unwrap();
+    assert!(tmp_entries(dir.path()).is_empty());
+    assert!(spool.read(FileKind::Incoming, &id).unwrap() == data);
+}
+
+#[test]
+fn streaming_store_dropped_removes_its_tmp_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path()).unwrap();
+    let id = InstanceId::generate();
+    let mut put = spool.begin_store(FileKind::Incoming, &id).unwrap();
+    radroute_spool::PutStream::write(&mut put, &[1u8; 4 << 20]).unwrap();
+    assert_eq!(tmp_entries(dir.path()).len(), 1);
+    drop(put);
+    assert!(tmp_entries(dir.path()).is_empty());
+    assert!(spool.list(FileKind::Incoming).unwrap().is_empty());
+}
+
+#[test]
+fn streaming_store_left_by_a_crash_is_removed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = InstanceId::generate();
+    {
+        let spool = Spool::open(dir.path()).unwrap();
+        let mut put = spool.begin_store(FileKind::Incoming, &id).unwrap();
+        radroute_spool::PutStream::write(&mut put, b"half a data set").unwrap();
+        std::mem::forget(put);
+        assert_eq!(tmp_entries(dir.path()).len(), 1);
+    }
+    let spool = Spool::open(dir.path()).unwrap();
+    assert!(tmp_entries(dir.path()).is_empty());
+    assert!(!spool.contains(FileKind::Incoming, &id));
+}
+
+#[test]
+fn streaming_store_failing_rename_or_dir_sync_leaves_nothing() {
+    for fault in [Fault::Rename, Fault::SyncDir] {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = FaultyFs::new(fault);
+        let spool = Spool::open_with(dir.path(), fs.clone()).unwrap();
+        fs.armed.store(true, Ordering::SeqCst);
+        let id = InstanceId::generate();
+        let mut put = spool.begin_store(FileKind::Incoming, &id).unwrap();
+        radroute_spool::PutStream::write(&mut put, &[7u8; 3 << 20]).unwrap();
+        let err = radroute_spool::PutStream::commit(Box::new(put), &spool).unwrap_err();
+        assert!(matches!(err, SpoolError::Io { .. }), "{fault:?}: {err:?}");
+        assert!(!spool.contains(FileKind::Incoming, &id), "{fault:?}");
+        assert!(tmp_entries(dir.path()).is_empty(), "{fault:?}");
+    }
+}
