@@ -105,6 +105,7 @@ every_backend!(
     operator_retry_and_drop,
     counts_listing_and_study_lookup,
     concurrent_leases_never_share_a_job,
+    concurrent_writers_all_succeed_and_survive_a_reopen,
     stale_leases_are_released_without_counting_an_attempt,
 );
 
@@ -791,6 +792,90 @@ fn concurrent_leases_never_share_a_job(f: &dyn Fixture) {
     }
     assert_eq!(seen.len(), N);
     assert_eq!(shared.counts().unwrap().jobs.delivered, N as u64);
+}
+
+/// Eight "associations" adding, four "processing workers" routing and four "forward
+/// workers" leasing and completing at once, as the daemon does at 8 senders (the SQLite
+/// backend commits such writes in groups): every call succeeds, and a new handle (a restart)
+/// finds every instance routed and every job delivered.
+fn concurrent_writers_all_succeed_and_survive_a_reopen(f: &dyn Fixture) {
+    const SENDERS: usize = 8;
+    const EACH: usize = 25;
+    let q: Arc<dyn ForwardQueue> = Arc::from(f.open());
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|s| {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                for i in 0..EACH {
+                    q.add_instance(&inst(&format!("s{s}-{i:03}"), Some("9.9"), T0))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    let total_routed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let routers: Vec<_> = (0..4)
+        .map(|w| {
+            let (q, total) = (q.clone(), total_routed.clone());
+            std::thread::spawn(move || {
+                use std::sync::atomic::Ordering::SeqCst;
+                let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                let mut routed = 0;
+                while total.load(SeqCst) < SENDERS * EACH {
+                    assert!(std::time::Instant::now() < deadline, "routing stalled");
+                    let pending = q.pending_processing(SENDERS * EACH).unwrap();
+                    for p in pending.iter().skip(w).step_by(4) {
+                        match q.route_instance(&p.id, Some("chest"), None, &dests(&["pacs"]), T0) {
+                            Ok(()) => {
+                                routed += 1;
+                                total.fetch_add(1, SeqCst);
+                            }
+                            // another worker routed it between the listing and this call
+                            Err(QueueError::InstanceState { .. }) => {}
+                            Err(e) => panic!("route {}: {e}", p.id),
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                routed
+            })
+        })
+        .collect();
+    let forwarders: Vec<_> = (0..4)
+        .map(|_| {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                let mut done = 0;
+                loop {
+                    let jobs = q.lease("pacs", 4, T0).unwrap();
+                    for j in &jobs {
+                        q.complete(j.id, &Outcome::Delivered { status: 0 }, T0)
+                            .unwrap();
+                    }
+                    done += jobs.len();
+                    if q.counts().unwrap().jobs.delivered == (SENDERS * EACH) as u64 {
+                        break done;
+                    }
+                    assert!(std::time::Instant::now() < deadline, "forwarding stalled");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        s.join().unwrap();
+    }
+    let routed: usize = routers.into_iter().map(|r| r.join().unwrap()).sum();
+    let delivered: usize = forwarders.into_iter().map(|w| w.join().unwrap()).sum();
+    assert_eq!(routed, SENDERS * EACH);
+    assert_eq!(delivered, SENDERS * EACH);
+    drop(q);
+    let q = f.open();
+    let c = q.counts().unwrap();
+    assert_eq!(c.jobs.delivered, (SENDERS * EACH) as u64);
+    assert_eq!(q.pending_processing(10).unwrap().len(), 0);
+    assert_eq!(q.open_instances().unwrap().len(), SENDERS * EACH);
 }
 
 #[test]

@@ -1,7 +1,10 @@
 //! The daemon's calls: record, route, lease, complete, recover, purge.
 //!
 //! Every mutation runs in a `BEGIN IMMEDIATE` transaction (write lock taken before the first
-//! read), so read-check-update sequences cannot interleave with another connection.
+//! read), so read-check-update sequences cannot interleave with another connection. The hot
+//! writes (`add_instance`, `route_instance`, `lease`, `complete`) take a `&Connection` that is
+//! already inside such a transaction: the group commit's ([`super::group`]), shared with the
+//! writes of other threads.
 
 use rusqlite::{
     params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
@@ -20,11 +23,7 @@ pub(super) fn write_tx<'c>(conn: &'c mut Connection, op: &'static str) -> Result
         .ctx(op)
 }
 
-pub(super) fn instance_state(
-    tx: &Transaction<'_>,
-    id: &str,
-    op: &'static str,
-) -> Result<InstanceState> {
+pub(super) fn instance_state(tx: &Connection, id: &str, op: &'static str) -> Result<InstanceState> {
     tx.query_row("SELECT state FROM instances WHERE id = ?1", [id], |r| {
         r.get(0)
     })
@@ -34,7 +33,7 @@ pub(super) fn instance_state(
 }
 
 pub(super) fn job_state(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     job_id: JobId,
     op: &'static str,
 ) -> Result<(JobState, u32)> {
@@ -48,7 +47,8 @@ pub(super) fn job_state(
     .ok_or(QueueError::UnknownJob { job_id })
 }
 
-pub(super) fn add_instance(conn: &mut Connection, i: &NewInstance) -> Result<()> {
+/// Inside the caller's write transaction.
+pub(super) fn add_instance(conn: &Connection, i: &NewInstance) -> Result<()> {
     let res = conn.execute(
         "INSERT INTO instances (id, sop_instance_uid, sop_class_uid, transfer_syntax, \
          study_instance_uid, calling_ae, called_ae, peer_addr, received_at, updated_at, state, \
@@ -93,8 +93,9 @@ pub(super) fn pending_processing(conn: &Connection, limit: usize) -> Result<Vec<
     rows.collect::<rusqlite::Result<_>>().ctx(OP)
 }
 
+/// Inside the caller's write transaction.
 pub(super) fn route_instance(
-    conn: &mut Connection,
+    tx: &Connection,
     id: &str,
     label: Option<&str>,
     note: Option<&str>,
@@ -103,8 +104,7 @@ pub(super) fn route_instance(
     now: UnixMillis,
 ) -> Result<()> {
     const OP: &str = "route instance";
-    let tx = write_tx(conn, OP)?;
-    let state = instance_state(&tx, id, OP)?;
+    let state = instance_state(tx, id, OP)?;
     if state != InstanceState::Received {
         return Err(QueueError::InstanceState {
             op: "route",
@@ -133,11 +133,12 @@ pub(super) fn route_instance(
         params![id, new_state, label, note, now],
     )
     .ctx(OP)?;
-    tx.commit().ctx(OP)
+    Ok(())
 }
 
+/// Inside the caller's write transaction.
 pub(super) fn lease(
-    conn: &mut Connection,
+    tx: &Connection,
     destination: &str,
     max: usize,
     now: UnixMillis,
@@ -146,7 +147,6 @@ pub(super) fn lease(
     if max == 0 {
         return Ok(Vec::new());
     }
-    let tx = write_tx(conn, OP)?;
     let jobs: Vec<Job> = {
         let mut stmt = tx
             .prepare_cached(
@@ -182,7 +182,6 @@ pub(super) fn lease(
             update.execute(params![job.id, now]).ctx(OP)?;
         }
     }
-    tx.commit().ctx(OP)?;
     Ok(jobs)
 }
 
@@ -195,16 +194,16 @@ pub(super) fn next_due(conn: &Connection, destination: &str) -> Result<Option<Un
     .ctx("next due")
 }
 
+/// Inside the caller's write transaction.
 pub(super) fn complete(
-    conn: &mut Connection,
+    tx: &Connection,
     policy: &RetryPolicy,
     job_id: JobId,
     outcome: &Outcome,
     now: UnixMillis,
 ) -> Result<JobState> {
     const OP: &str = "complete";
-    let tx = write_tx(conn, OP)?;
-    let (state, attempts) = job_state(&tx, job_id, OP)?;
+    let (state, attempts) = job_state(tx, job_id, OP)?;
     if state != JobState::InFlight {
         return Err(QueueError::JobState {
             op: OP,
@@ -231,7 +230,6 @@ pub(super) fn complete(
         params![job_id, new_state, attempts, next, error, status, now],
     )
     .ctx(OP)?;
-    tx.commit().ctx(OP)?;
     Ok(new_state)
 }
 
