@@ -7,20 +7,23 @@ use std::time::Instant;
 
 use dicom_ul::association::server::AccessControl;
 use dicom_ul::pdu::{
-    AssociationRJServiceUserReason, Pdu, PresentationContextResultReason, UserIdentity,
+    AssociationRJServiceUserReason, PDataValueType, Pdu, PresentationContextNegotiated,
+    PresentationContextResultReason, UserIdentity,
 };
 use dicom_ul::ServerAssociationOptions;
 use radroute_dimse::{
     fragment_message, AssembledMessage, CEchoRsp, CStoreRsp, Command, PDataAssembler,
-    ReassemblyError, Status,
+    ReassemblyError, Status, MAX_COMMAND_SET_LEN,
 };
 use tracing::{debug, info, warn};
 
 use crate::access::AccessPolicy;
 use crate::admission::Ticket;
+use crate::budget::MemoryBudget;
 use crate::negotiate::Context;
 use crate::options::ScpOptions;
-use crate::{IncomingInstance, StoreHandler};
+use crate::stream::{discard_sink, DataSetStream};
+use crate::{IncomingInstance, InstanceStart, StoreHandler, Streamed};
 
 /// Who is on the other end of an association; attached to every instance it carries.
 #[derive(Debug, Clone)]
@@ -144,6 +147,12 @@ pub(crate) async fn serve_association<S, H>(
     // Memory of the data set being received; given back once the handler has returned.
     let mut reservation = budget.reservation();
     let memory_wait = options.idle_timeout;
+    // Write-behind of the data set being received (see crate::stream): the command's bytes,
+    // decoded here too since the assembler keeps its command until the data set is complete,
+    // and the C-STORE whose data set comes next.
+    let mut command_bytes: Vec<u8> = Vec::new();
+    let mut next_store: Option<(u8, String, String)> = None;
+    let mut stream: Option<DataSetStream<H::Sink>> = None;
     let mut stored = 0u64;
     let mut failed = 0u64;
     let end: &str = loop {
@@ -182,10 +191,48 @@ pub(crate) async fn serve_association<S, H>(
                         broken = Some(reason);
                         break;
                     }
+                    if pdv.value_type == PDataValueType::Command {
+                        if command_bytes.len() + pdv.data.len() <= MAX_COMMAND_SET_LEN {
+                            command_bytes.extend_from_slice(&pdv.data);
+                        }
+                        if pdv.is_last {
+                            next_store = match Command::decode(&command_bytes) {
+                                Ok(Command::StoreRq(rq)) => Some((
+                                    pdv.presentation_context_id,
+                                    rq.affected_sop_class_uid,
+                                    rq.affected_sop_instance_uid,
+                                )),
+                                _ => None,
+                            };
+                            command_bytes.clear();
+                        }
+                    } else {
+                        if let Some((pc, class, instance)) = next_store.take() {
+                            // A data set of one PDV is complete already: nothing to overlap.
+                            if pc == pdv.presentation_context_id && !pdv.is_last {
+                                stream = begin_stream(
+                                    handler.as_ref(),
+                                    &budget,
+                                    options.max_pdu,
+                                    &accepted,
+                                    &info,
+                                    (pc, &class, &instance),
+                                );
+                            }
+                        }
+                        if let Some(stream) = stream.as_mut() {
+                            stream.push(&pdv.data).await;
+                        }
+                    }
                     match assembler.push(pdv) {
                         Ok(None) => {}
                         Ok(Some(msg)) => {
-                            let reply = dispatch(msg, &info, &accepted, handler.as_ref()).await;
+                            let streamed = match stream.take() {
+                                Some(stream) => Some(stream.finish().await),
+                                None => None,
+                            };
+                            let reply =
+                                dispatch(msg, streamed, &info, &accepted, handler.as_ref()).await;
                             // The handler has returned: the buffer is its business now.
                             reservation.release();
                             match reply {
@@ -238,6 +285,10 @@ pub(crate) async fn serve_association<S, H>(
             }
         }
     };
+    if let Some(stream) = stream.take() {
+        // The data set never completed: what was written of it goes.
+        stream.discard();
+    }
     if end != "released" && end != "aborted by peer" {
         let _ = assoc.abort().await;
     }
@@ -264,6 +315,38 @@ fn reassembly_failed(id: u64, peer: SocketAddr, error: &ReassemblyError) -> &'st
     end
 }
 
+/// Starts the write-behind of the C-STORE `(pc, SOP class, SOP instance)` whose data set is
+/// arriving, if the handler wants it and the receive budget has room for its buffers right now.
+fn begin_stream<H: StoreHandler>(
+    handler: &H,
+    budget: &Arc<MemoryBudget>,
+    max_pdu: u32,
+    accepted: &[PresentationContextNegotiated],
+    info: &Arc<AssociationInfo>,
+    (pc, sop_class_uid, sop_instance_uid): (u8, &str, &str),
+) -> Option<DataSetStream<H::Sink>> {
+    let context = accepted.iter().find(|c| c.id == pc)?;
+    // max_pdu 0 (unlimited) leaves PDVs unbounded: no reservation can cover them.
+    let max_pdv = if max_pdu == 0 {
+        usize::MAX / 4
+    } else {
+        max_pdu as usize
+    };
+    let mut memory = budget.reservation();
+    if !memory.try_cover(DataSetStream::<H::Sink>::memory(max_pdv)) {
+        metrics::counter!("radroute_receive_stream_skipped_total", "reason" => "memory")
+            .increment(1);
+        return None;
+    }
+    let sink = handler.begin(&InstanceStart {
+        association: info,
+        sop_class_uid,
+        sop_instance_uid,
+        transfer_syntax: context.transfer_syntax.trim_end_matches('\0'),
+    })?;
+    Some(DataSetStream::new(sink, memory))
+}
+
 enum Dispatch {
     Respond {
         pc: u8,
@@ -275,8 +358,9 @@ enum Dispatch {
 
 async fn dispatch<H: StoreHandler>(
     msg: AssembledMessage,
+    streamed: Option<Streamed<H::Sink>>,
     info: &Arc<AssociationInfo>,
-    accepted: &[dicom_ul::pdu::PresentationContextNegotiated],
+    accepted: &[PresentationContextNegotiated],
     handler: &H,
 ) -> Dispatch {
     let pc_id = msg.presentation_context_id;
@@ -297,19 +381,28 @@ async fn dispatch<H: StoreHandler>(
             let data = msg.data.unwrap_or_default();
             let bytes = data.len();
             let result = match accepted.iter().find(|pc| pc.id == pc_id) {
-                None => crate::StoreResult::failure(
-                    Status::SOP_CLASS_NOT_SUPPORTED,
-                    "presentation context not accepted",
-                ),
+                None => {
+                    discard_sink(streamed.and_then(Result::ok));
+                    crate::StoreResult::failure(
+                        Status::SOP_CLASS_NOT_SUPPORTED,
+                        "presentation context not accepted",
+                    )
+                }
                 Some(pc) => {
                     handler
-                        .store(IncomingInstance {
-                            association: info.clone(),
-                            sop_class_uid: rq.affected_sop_class_uid.clone(),
-                            sop_instance_uid: rq.affected_sop_instance_uid.clone(),
-                            transfer_syntax: pc.transfer_syntax.trim_end_matches('\0').to_string(),
-                            data,
-                        })
+                        .store(
+                            IncomingInstance {
+                                association: info.clone(),
+                                sop_class_uid: rq.affected_sop_class_uid.clone(),
+                                sop_instance_uid: rq.affected_sop_instance_uid.clone(),
+                                transfer_syntax: pc
+                                    .transfer_syntax
+                                    .trim_end_matches('\0')
+                                    .to_string(),
+                                data,
+                            },
+                            streamed,
+                        )
                         .await
                 }
             };

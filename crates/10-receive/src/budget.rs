@@ -116,6 +116,29 @@ impl Reservation {
         Ok(())
     }
 
+    /// Grows the reservation to cover `bytes` if the pool has them right now; never waits.
+    /// For memory that is worth having but not worth waiting for (a data set's write-behind
+    /// buffers: without them the data set is written after it arrived, as before).
+    pub fn try_cover(&mut self, bytes: usize) -> bool {
+        let wanted = bytes.div_ceil(UNIT);
+        if wanted <= self.units {
+            return true;
+        }
+        let Ok(more) = u32::try_from(wanted - self.units) else {
+            return false;
+        };
+        let Ok(permit) = self.budget.units.clone().try_acquire_many_owned(more) else {
+            return false;
+        };
+        match &mut self.permit {
+            Some(held) => held.merge(permit),
+            None => self.permit = Some(permit),
+        }
+        self.units = wanted;
+        self.publish();
+        true
+    }
+
     /// Gives everything back.
     pub fn release(&mut self) {
         if self.permit.take().is_some() {
@@ -167,6 +190,16 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(10)).await;
         a.release();
         let b = waiter.await.expect("join").expect("covered after release");
+        let mut c = budget.reservation();
+        assert!(
+            !c.try_cover(6 * UNIT),
+            "5 KiB left: 6 do not fit, without waiting"
+        );
+        assert_eq!(c.bytes(), 0);
+        assert!(c.try_cover(5 * UNIT));
+        assert!(c.try_cover(2 * UNIT), "already covered");
+        assert_eq!(budget.available(), 0);
+        drop(c);
         assert_eq!(b.bytes(), 5 * UNIT);
         drop(b);
         assert_eq!(budget.available(), 10 * UNIT);

@@ -18,6 +18,7 @@
 //! - [`association`]: one association: receive PDUs, reassemble, dispatch, respond.
 //! - [`budget`]: the receive memory budget shared by all associations.
 //! - [`reject`]: peeking the A-ASSOCIATE-RQ; A-ASSOCIATE-RJ for connections refused a slot.
+//! - `stream`: write-behind of a data set to the handler's [`DataSetSink`] while it arrives.
 //!
 //! Architecture invariants: no spool, queue, classification or forwarding code here; a bad peer
 //! or a bad data set ends at most its own association, never the listener.
@@ -31,6 +32,7 @@ mod negotiate;
 pub mod options;
 pub mod reject;
 pub mod server;
+mod stream;
 
 pub use access::{AccessPolicy, AllowedPeer};
 pub use association::AssociationInfo;
@@ -82,14 +84,61 @@ impl StoreResult {
     }
 }
 
+/// What is known of an instance when its data set starts to arrive: the C-STORE-RQ's UIDs
+/// and the presentation context's transfer syntax ([`StoreHandler::begin`]).
+#[derive(Debug)]
+pub struct InstanceStart<'a> {
+    /// The association it arrives on.
+    pub association: &'a std::sync::Arc<AssociationInfo>,
+    /// Affected SOP Class UID from the C-STORE-RQ.
+    pub sop_class_uid: &'a str,
+    /// Affected SOP Instance UID from the C-STORE-RQ.
+    pub sop_instance_uid: &'a str,
+    /// Transfer syntax UID of the presentation context.
+    pub transfer_syntax: &'a str,
+}
+
+/// Takes a data set's bytes, in order, while they arrive (write-behind, see [`StoreHandler::begin`]).
+/// The SCP calls it on a blocking thread, so it may do file I/O; it drops the sink on a blocking
+/// thread too when the instance is not stored (refused, aborted, association lost).
+pub trait DataSetSink: Send + 'static {
+    /// Takes the next bytes. An error stops the stream: no more bytes come.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), String>;
+}
+
+/// A handler without write-behind.
+impl DataSetSink for std::convert::Infallible {
+    fn write(&mut self, _bytes: &[u8]) -> Result<(), String> {
+        match *self {}
+    }
+}
+
+/// What became of a data set's write-behind: the sink, every byte of the data set written to it,
+/// or why the stream stopped.
+pub type Streamed<S> = Result<S, String>;
+
 /// Receives every instance the SCP accepts on the wire and decides the answer.
 ///
 /// The SCP awaits the returned future before it sends the C-STORE-RSP, so a success status must
 /// mean the instance is durable.
 pub trait StoreHandler: Send + Sync + 'static {
-    /// Stores one instance.
+    /// Where a data set's bytes go while it arrives ([`std::convert::Infallible`]: nowhere).
+    type Sink: DataSetSink;
+
+    /// Called when a multi-PDV data set starts to arrive: a sink returned here gets its bytes
+    /// while they arrive (so a durable write can overlap the transfer) and is handed back to
+    /// [`StoreHandler::store`]. Must not block. The data set is still gathered in memory and
+    /// given whole to `store`. The default streams nothing.
+    fn begin(&self, start: &InstanceStart<'_>) -> Option<Self::Sink> {
+        let _ = start;
+        None
+    }
+
+    /// Stores one instance; `streamed` is what became of the sink [`StoreHandler::begin`]
+    /// returned for it, if any.
     fn store(
         &self,
         instance: IncomingInstance,
+        streamed: Option<Streamed<Self::Sink>>,
     ) -> impl std::future::Future<Output = StoreResult> + Send;
 }

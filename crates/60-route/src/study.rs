@@ -46,6 +46,26 @@ pub struct Study {
 }
 
 impl Study {
+    /// An empty study whose latest instance arrived at `last_arrival`: for a study whose state
+    /// is kept elsewhere (cluster mode keeps it in PostgreSQL) and rebuilt with [`Study::add`].
+    pub fn new(study_instance_uid: &str, last_arrival: Instant) -> Study {
+        Study {
+            study_instance_uid: study_instance_uid.to_string(),
+            instances: Vec::new(),
+            last_arrival,
+            deferred: BTreeSet::new(),
+        }
+    }
+
+    /// Adds an instance and the indices of the study-scope routes it was deferred to; a SOP
+    /// Instance UID already present is replaced (moved to the end, as a re-send is).
+    pub fn add(&mut self, instance: InstanceLabel, deferred: impl IntoIterator<Item = usize>) {
+        self.instances
+            .retain(|i| i.sop_instance_uid != instance.sop_instance_uid);
+        self.instances.push(instance);
+        self.deferred.extend(deferred);
+    }
+
     /// Indices of the study-scope routes any instance was deferred to.
     pub fn deferred(&self) -> &BTreeSet<usize> {
         &self.deferred
@@ -116,18 +136,15 @@ impl StudyTracker {
         let study = self
             .studies
             .entry(study_instance_uid.to_string())
-            .or_insert_with(|| Study {
-                study_instance_uid: study_instance_uid.to_string(),
-                instances: Vec::new(),
-                last_arrival: at,
-                deferred: BTreeSet::new(),
-            });
-        study
-            .instances
-            .retain(|i| i.sop_instance_uid != instance.sop_instance_uid);
-        study.instances.push(instance);
+            .or_insert_with(|| Study::new(study_instance_uid, at));
+        study.add(instance, deferred.iter().map(|r| r.index));
         study.last_arrival = study.last_arrival.max(at);
-        study.deferred.extend(deferred.iter().map(|r| r.index));
+    }
+
+    /// Changes how long a study must go without a new instance before it is stable (a reload
+    /// of `study_stable_after_secs`); applies to the studies being collected too.
+    pub fn set_stable_after(&mut self, stable_after: Duration) {
+        self.stable_after = stable_after;
     }
 
     /// Study Instance UIDs of the studies with no new instance for `stable_after`, in UID order.
@@ -219,6 +236,31 @@ mod tests {
         let s = t.get("s").expect("study");
         assert_eq!(s.instances.len(), 1);
         assert_eq!(s.body_part().label.as_deref(), Some("KNEE"));
+    }
+
+    #[test]
+    fn rebuilt_study_equals_observed_one() {
+        let t0 = Instant::now();
+        let mut t = StudyTracker::new(Duration::from_secs(1));
+        t.observe("s", inst("a", None, 0.3), &[rule(2)], t0);
+        t.observe("s", inst("b", Some("KNEE"), 0.9), &[rule(0)], t0);
+        t.observe("s", inst("a", Some("KNEE"), 0.8), &[], t0);
+        let mut rebuilt = Study::new("s", t0);
+        rebuilt.add(inst("a", None, 0.3), [2]);
+        rebuilt.add(inst("b", Some("KNEE"), 0.9), [0]);
+        rebuilt.add(inst("a", Some("KNEE"), 0.8), []);
+        assert_eq!(t.get("s"), Some(&rebuilt));
+        assert_eq!(rebuilt.deferred().iter().copied().collect::<Vec<_>>(), vec![0, 2]);
+    }
+
+    #[test]
+    fn stable_after_can_change() {
+        let t0 = Instant::now();
+        let mut t = StudyTracker::new(Duration::from_secs(600));
+        t.observe("s", inst("a", None, 0.3), &[], t0);
+        assert!(t.stable_studies(t0 + Duration::from_secs(5)).is_empty());
+        t.set_stable_after(Duration::from_secs(5));
+        assert_eq!(t.stable_studies(t0 + Duration::from_secs(5)), vec!["s".to_string()]);
     }
 
     fn study(instances: Vec<InstanceLabel>) -> Study {

@@ -25,6 +25,7 @@ pub mod reachability;
 mod recover;
 mod scp_exit;
 mod store;
+mod studies;
 pub mod telemetry;
 mod watchdog;
 
@@ -321,7 +322,11 @@ impl Node {
             rules: RwLock::new(Arc::new(topology.rules.clone())),
             labeler,
             wake_forward: wake_forward.clone(),
-            studies: Default::default(),
+            // Cluster mode: one study state for every node (a study lease), else in memory.
+            studies: match &state.cluster {
+                Some(c) => c.studies.clone() as Arc<dyn studies::StudyState>,
+                None => Arc::new(studies::MemoryStudies::default()),
+            },
             handoff: handoff.clone(),
             backlog: backlog.clone(),
             evidence: state.inspect.evidence.clone(),

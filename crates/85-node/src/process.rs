@@ -5,7 +5,7 @@
 //! does not decode, a model error), the instance is still routed, unlabelled, with the reason in
 //! its processing note and a counter.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, RwLock};
@@ -16,14 +16,13 @@ use dicom_dictionary_std::tags;
 use dicom_object::file::ReadPreamble;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use radroute_queue::{ForwardQueue, InstanceRecord, UnixMillis};
-use radroute_route::{
-    Attributes, InstanceLabel, RouteInput, RuleRef, RuleSet, Study, StudyTracker, Tag,
-};
+use radroute_route::{Attributes, InstanceLabel, RouteInput, RuleRef, RuleSet, Tag};
 use radroute_spool::{FileKind, InstanceId, InstanceStore};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::{info, warn};
 
 use super::label::{LabelOutcome, Labeler};
+use super::studies::{Member, StudyState, TakenStudy};
 
 /// Received instances read from the queue per pass of the processing loop, beyond those it
 /// already holds or works on (which it skips).
@@ -51,7 +50,8 @@ pub struct Processing {
     pub(crate) rules: RwLock<Arc<RuleSet>>,
     pub(crate) labeler: Option<Arc<dyn Labeler>>,
     pub(crate) wake_forward: Arc<Notify>,
-    pub(crate) studies: Mutex<Studies>,
+    /// Study-scope routing state: in memory, or in PostgreSQL in cluster mode (studies/).
+    pub(crate) studies: Arc<dyn StudyState>,
     /// Objects the store step parsed, taken instead of reading the spool file back.
     pub(crate) handoff: Arc<super::handoff::Handoff>,
     /// Instances waiting for processing (flow control of the store step).
@@ -83,23 +83,6 @@ pub(crate) struct HeldInstance {
     deferred: Vec<RuleRef>,
 }
 
-/// Study-level routing state: the tracker of the route crate plus the held instances.
-/// In memory only: after a restart, held instances are still `received` in the queue and are
-/// processed (and observed) again.
-#[derive(Default)]
-pub(crate) struct Studies {
-    tracker: Option<StudyTracker>,
-    held: HashMap<String, HeldEntry>,
-}
-
-/// A held instance with what processing found for it.
-struct HeldEntry {
-    record: InstanceRecord,
-    label: Option<String>,
-    note: Option<String>,
-    held: HeldInstance,
-}
-
 impl Processing {
     /// Runs until `stop` turns true: picks up received instances (also those left over from a
     /// previous run) and processes up to `workers` at a time on the blocking pool.
@@ -115,32 +98,31 @@ impl Processing {
             if *stop.borrow() {
                 break;
             }
-            let queue = self.queue.clone();
+            let (queue, studies) = (self.queue.clone(), self.studies.clone());
+            let busy_now = in_progress.lock().unwrap_or_else(|e| e.into_inner()).len();
             // Held and in-progress instances are still `received` and come first (oldest):
-            // read past them, so however many wait for their study, the others are seen.
-            let skipped = in_progress.lock().unwrap_or_else(|e| e.into_inner()).len()
-                + self
-                    .studies
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .held
-                    .len();
-            let pending = tokio::task::spawn_blocking(move || {
-                queue.pending_processing(PENDING_PAGE + skipped)
+            // read past them, so however many wait for their study, the others are seen. The
+            // held ones are read first: one held in between is skipped by `in_progress`.
+            let (held, pending) = tokio::task::spawn_blocking(move || {
+                let held = studies
+                    .held()
+                    .map_err(|e| warn!(error = %e, "cannot read held instances"))
+                    .ok()?;
+                let pending = queue
+                    .pending_processing(PENDING_PAGE + busy_now + held.len())
+                    .map_err(|e| warn!(error = %e, "cannot read pending instances"))
+                    .ok()?;
+                Some((held, pending))
             })
             .await
             .ok()
-            .and_then(|r| {
-                r.map_err(|e| warn!(error = %e, "cannot read pending instances"))
-                    .ok()
-            })
+            .flatten()
             .unwrap_or_default();
             let fresh: Vec<InstanceRecord> = {
                 let busy = in_progress.lock().unwrap_or_else(|e| e.into_inner());
-                let studies = self.studies.lock().unwrap_or_else(|e| e.into_inner());
                 pending
                     .into_iter()
-                    .filter(|r| !busy.contains(&r.id) && !studies.held.contains_key(&r.id))
+                    .filter(|r| !busy.contains(&r.id) && !held.contains(&r.id))
                     .collect()
             };
             let this = self.clone();
@@ -186,28 +168,20 @@ impl Processing {
                 label = processed.label.as_deref().unwrap_or("-"),
                 "instance held until its study is stable"
             );
-            let rules = self.rules.read().unwrap_or_else(|e| e.into_inner()).clone();
-            // Observed and held under one lock: `route_stable_studies` takes a stable study
-            // and its held instances under the same lock, so it sees both or neither.
-            let mut studies = self.studies.lock().unwrap_or_else(|e| e.into_inner());
-            studies
-                .tracker
-                .get_or_insert_with(|| StudyTracker::new(rules.study_stable_after()))
-                .observe(
-                    &held.study_instance_uid,
-                    held.instance.clone(),
-                    &held.deferred,
-                    std::time::Instant::now(),
-                );
-            studies.held.insert(
-                record.id.clone(),
-                HeldEntry {
-                    record: record.clone(),
-                    label: processed.label,
-                    note: processed.note,
-                    held,
-                },
-            );
+            // Observed and held in one call: `route_stable_studies` takes a stable study with
+            // its held instances, so it sees both or neither. Not held (database trouble): the
+            // instance is still `received` and is processed again on a later pass.
+            let member = Member {
+                id: record.id.clone(),
+                study_instance_uid: held.study_instance_uid,
+                instance: held.instance,
+                note: processed.note,
+                destinations: held.destinations,
+                deferred: held.deferred.iter().map(|r| r.index).collect(),
+            };
+            if let Err(e) = self.studies.hold(member) {
+                warn!(error = %e, id = %record.id, "cannot hold instance for its study; will retry");
+            }
             return;
         }
         let now = UnixMillis::now();
@@ -400,108 +374,109 @@ impl Processing {
     /// creates the jobs of every held instance (instance-scope destinations included).
     fn route_stable_studies(&self) {
         let rules = self.rules.read().unwrap_or_else(|e| e.into_inner()).clone();
-        let (stable, held): (Vec<Study>, Vec<HeldEntry>) = {
-            let mut studies = self.studies.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(tracker) = studies.tracker.as_mut() else {
-                return;
-            };
-            let stable = tracker.take_stable(std::time::Instant::now());
-            if stable.is_empty() {
+        let stable = match self.studies.take_stable(rules.study_stable_after()) {
+            Ok(stable) => stable,
+            Err(e) => {
+                warn!(error = %e, "cannot take stable studies; will retry");
                 return;
             }
-            let uids: HashSet<&str> = stable
-                .iter()
-                .map(|s| s.study_instance_uid.as_str())
-                .collect();
-            let ids: Vec<String> = studies
-                .held
-                .iter()
-                .filter(|(_, h)| uids.contains(h.held.study_instance_uid.as_str()))
-                .map(|(id, _)| id.clone())
-                .collect();
-            let held = ids
-                .iter()
-                .filter_map(|id| studies.held.remove(id))
-                .collect();
-            (stable, held)
         };
-        for study in stable {
-            let decision = rules.evaluate_study(&study);
-            let body = study.body_part();
-            info!(
-                study_instance_uid = %study.study_instance_uid,
-                instances = study.instances.len(),
-                body_part = body.label.as_deref().unwrap_or("none"),
-                destinations = ?decision.destinations,
-                "study stable: routing"
-            );
-            metrics::counter!("radroute_studies_routed_total").increment(1);
-            for entry in held
-                .iter()
-                .filter(|e| e.held.study_instance_uid == study.study_instance_uid)
-            {
-                let record = &entry.record;
-                let mut destinations = entry.held.destinations.clone();
-                for d in &decision.destinations {
-                    if !destinations.contains(d) {
-                        destinations.push(d.clone());
-                    }
-                }
-                let mut label = entry.label.clone();
-                let mut note = entry.note.clone();
-                // The study's body part first, then the study routes' own set / remove edits
-                // (a route's edit of Body Part Examined wins, as for instance routes).
-                let mut edits = Vec::new();
-                let relabel = body
-                    .label
-                    .as_ref()
-                    .filter(|l| decision.relabel_study && label.as_deref() != Some(l.as_str()));
-                if let Some(study_label) = relabel {
-                    edits.push(radroute_route::Edit::Set {
-                        tag: Tag {
-                            group: 0x0018,
-                            element: 0x0015,
-                        },
-                        value: study_label.clone(),
-                    });
-                }
-                edits.extend(decision.edits.iter().cloned());
-                if !edits.is_empty() {
-                    match self.apply_study_edits(record, &edits) {
-                        Ok(()) => label = relabel.cloned().or(label),
-                        Err(e) => {
-                            let failed = format!("study edits not applied: {e}");
-                            note = Some(match note {
-                                Some(n) => format!("{n}; {failed}"),
-                                None => failed,
-                            });
-                        }
-                    }
-                }
-                if let Err(e) = self.queue.route_instance_with_priority(
-                    &record.id,
-                    label.as_deref(),
-                    note.as_deref(),
-                    &destinations,
-                    priority_of(decision.priority),
-                    UnixMillis::now(),
-                ) {
-                    warn!(error = %e, id = %record.id, "cannot record study routing decision; will retry");
-                }
+        if stable.is_empty() {
+            return;
+        }
+        for taken in &stable {
+            self.route_study(&rules, taken);
+            if let Err(e) = self.studies.finish(taken) {
+                warn!(error = %e, study_instance_uid = %taken.study.study_instance_uid,
+                    "cannot finish routed study; its lease lapses and it is taken again");
             }
         }
         self.wake_forward.notify_waiters();
     }
 
+    /// Routes one taken study: every member still `received` gets the study's destinations
+    /// and edits; members already routed (a study taken again after its taker died mid-route)
+    /// are left as they are.
+    fn route_study(&self, rules: &RuleSet, taken: &TakenStudy) {
+        let study = &taken.study;
+        let decision = rules.evaluate_study(study);
+        let body = study.body_part();
+        info!(
+            study_instance_uid = %study.study_instance_uid,
+            instances = study.instances.len(),
+            body_part = body.label.as_deref().unwrap_or("none"),
+            destinations = ?decision.destinations,
+            "study stable: routing"
+        );
+        metrics::counter!("radroute_studies_routed_total").increment(1);
+        for member in &taken.members {
+            match self.queue.instance(&member.id) {
+                Ok(Some(d)) if d.instance.state == radroute_queue::InstanceState::Received => {}
+                Ok(Some(_)) => continue,
+                Ok(None) => {
+                    warn!(id = %member.id, "held instance no longer in the queue");
+                    continue;
+                }
+                Err(e) => {
+                    warn!(error = %e, id = %member.id, "cannot read held instance; will retry");
+                    continue;
+                }
+            }
+            let mut destinations = member.destinations.clone();
+            for d in &decision.destinations {
+                if !destinations.contains(d) {
+                    destinations.push(d.clone());
+                }
+            }
+            let mut label = member.instance.label.clone();
+            let mut note = member.note.clone();
+            // The study's body part first, then the study routes' own set / remove edits
+            // (a route's edit of Body Part Examined wins, as for instance routes).
+            let mut edits = Vec::new();
+            let relabel = body
+                .label
+                .as_ref()
+                .filter(|l| decision.relabel_study && label.as_deref() != Some(l.as_str()));
+            if let Some(study_label) = relabel {
+                edits.push(radroute_route::Edit::Set {
+                    tag: Tag {
+                        group: 0x0018,
+                        element: 0x0015,
+                    },
+                    value: study_label.clone(),
+                });
+            }
+            edits.extend(decision.edits.iter().cloned());
+            if !edits.is_empty() {
+                match self.apply_study_edits(&member.id, &edits) {
+                    Ok(()) => label = relabel.cloned().or(label),
+                    Err(e) => {
+                        let failed = format!("study edits not applied: {e}");
+                        note = Some(match note {
+                            Some(n) => format!("{n}; {failed}"),
+                            None => failed,
+                        });
+                    }
+                }
+            }
+            if let Err(e) = self.queue.route_instance_with_priority(
+                &member.id,
+                label.as_deref(),
+                note.as_deref(),
+                &destinations,
+                priority_of(decision.priority),
+                UnixMillis::now(),
+            ) {
+                warn!(error = %e, id = %member.id, "cannot record study routing decision; will retry");
+            }
+        }
+    }
+
     /// Applies a stable study's edits (its body part, its routes' `set` / `remove`) to one held
     /// instance, on top of what processing already wrote; prior values go to the Original
     /// Attributes Sequence.
-    fn apply_study_edits(
-        &self,
-        record: &InstanceRecord,
-        edits: &[radroute_route::Edit],
-    ) -> Result<(), String> {
-        let id = record.id.parse::<InstanceId>().map_err(|e| e.to_string())?;
+    fn apply_study_edits(&self, id: &str, edits: &[radroute_route::Edit]) -> Result<(), String> {
+        let id = id.parse::<InstanceId>().map_err(|e| e.to_string())?;
         // The current coerced state: a header file, a whole processed file, or the original.
         let kind = [FileKind::Header, FileKind::Processed]
             .into_iter()

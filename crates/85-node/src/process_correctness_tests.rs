@@ -36,7 +36,7 @@ fn processing(dir: &tempfile::TempDir, routes: &str) -> Processing {
         rules: RwLock::new(Arc::new(cfg.rules().expect("rules compile"))),
         labeler: None,
         wake_forward: Arc::new(Notify::new()),
-        studies: Default::default(),
+        studies: Arc::new(crate::studies::MemoryStudies::default()),
         handoff: Arc::new(crate::handoff::Handoff::new(0)),
         backlog: Default::default(),
         evidence: None,

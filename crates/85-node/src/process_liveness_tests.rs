@@ -10,11 +10,11 @@ use dicom_core::{DataElement, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::{DefaultDicomObject, FileMetaTableBuilder, InMemDicomObject};
 use radroute_queue::{ForwardQueue, InstanceRecord, InstanceState, NewInstance, UnixMillis};
-use radroute_route::StudyTracker;
 use radroute_spool::{FileKind, InstanceId};
 use tokio::sync::{watch, Notify};
 
-use super::{Processing, Studies};
+use super::Processing;
+use crate::studies::{MemoryStudies, Member, StudyState, StudyStateError, TakenStudy};
 use crate::label::{LabelOutcome, Labeler};
 
 const CR: &str = "1.2.840.10008.5.1.4.1.1.1";
@@ -45,7 +45,7 @@ fn fixture(labeler: Option<Arc<dyn Labeler>>, routing: &str) -> Fixture {
         rules: RwLock::new(Arc::new(rules)),
         labeler,
         wake_forward: Arc::new(Notify::new()),
-        studies: Default::default(),
+        studies: Arc::new(crate::studies::MemoryStudies::default()),
         handoff: Arc::new(crate::handoff::Handoff::new(0)),
         backlog: Default::default(),
         evidence: None,
@@ -228,7 +228,7 @@ fn held_studies_do_not_starve_other_instances() {
         .collect();
     let _running = start(&rt, p, 4);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while p.studies.lock().unwrap().held.len() < super::PENDING_PAGE {
+    while p.studies.held().unwrap().len() < super::PENDING_PAGE {
         assert!(Instant::now() < deadline, "CT instances were not held");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -240,7 +240,7 @@ fn held_studies_do_not_starve_other_instances() {
     );
     // Every CT instance was processed and is held, none routed yet.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while p.studies.lock().unwrap().held.len() < held.len() {
+    while p.studies.held().unwrap().len() < held.len() {
         assert!(Instant::now() < deadline, "not every CT instance was held");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -276,11 +276,17 @@ fn an_instance_held_while_its_study_is_routed_is_not_left_behind() {
         Some(Arc::new(BulkyLabeler)),
         "[routing]\nfallback = [\"pacs\"]\n[[routes]]\nscope = \"study\"\ndestinations = [\"pacs\"]\n",
     );
-    let p = f.processing.clone();
-    *p.studies.lock().unwrap() = Studies {
-        tracker: Some(StudyTracker::new(Duration::ZERO)),
-        ..Default::default()
-    };
+    let p = Arc::new(Processing {
+        studies: Arc::new(StableAtOnce(MemoryStudies::default())),
+        spool: f.processing.spool.clone(),
+        queue: f.processing.queue.clone(),
+        rules: RwLock::new(f.processing.rules.read().unwrap().clone()),
+        labeler: f.processing.labeler.clone(),
+        wake_forward: f.processing.wake_forward.clone(),
+        handoff: f.processing.handoff.clone(),
+        backlog: f.processing.backlog.clone(),
+        evidence: None,
+    });
     let records: Vec<InstanceRecord> = (0..3).map(|n| receive(&p, "1.2.6", "CR", n)).collect();
     let done = Arc::new(AtomicBool::new(false));
     let router = {
@@ -304,5 +310,24 @@ fn an_instance_held_while_its_study_is_routed_is_not_left_behind() {
     if let Err(e) = result {
         std::panic::resume_unwind(e);
     }
-    assert!(p.studies.lock().unwrap().held.is_empty());
+    assert!(p.studies.held().unwrap().is_empty());
+}
+
+/// Study state whose studies are stable as soon as they are observed (the rules allow 1 s at
+/// least).
+struct StableAtOnce(MemoryStudies);
+
+impl StudyState for StableAtOnce {
+    fn hold(&self, member: Member) -> Result<(), StudyStateError> {
+        self.0.hold(member)
+    }
+    fn held(&self) -> Result<std::collections::HashSet<String>, StudyStateError> {
+        self.0.held()
+    }
+    fn take_stable(&self, _: Duration) -> Result<Vec<TakenStudy>, StudyStateError> {
+        self.0.take_stable(Duration::ZERO)
+    }
+    fn finish(&self, study: &TakenStudy) -> Result<(), StudyStateError> {
+        self.0.finish(study)
+    }
 }

@@ -1,5 +1,11 @@
 //! The SCP's store handler: validate, spool (fsync), queue (commit), then answer.
 //!
+//! Single node, the spool file is written while the data set arrives ([`SpoolSink`], the SCP's
+//! write-behind): into `tmp/`, with early writeback, so that once the data set is complete and
+//! checked only the final `fsync`, the rename and the directory `fsync` remain. An instance that
+//! is refused or whose association ends mid-data-set leaves nothing (its temporary file is
+//! removed; one left by a crash is removed when the spool opens).
+//!
 //! Architecture invariant: success is returned only after the Part-10 file and its directory are
 //! fsynced and the queue row is committed. A data set that does not parse is refused with C000;
 //! a node that cannot store (disk full, I/O error, low-space watermark, queue error) answers A700
@@ -9,11 +15,13 @@ use std::sync::Arc;
 
 use dicom_core::{DataElement, PrimitiveValue};
 use dicom_dictionary_std::tags;
-use dicom_object::FileMetaTableBuilder;
+use dicom_object::{FileMetaTable, FileMetaTableBuilder};
 use radroute_dimse::Status;
 use radroute_queue::{ForwardQueue, NewInstance, UnixMillis};
-use radroute_receive::{IncomingInstance, StoreHandler, StoreResult};
-use radroute_spool::{FileKind, InstanceId, InstanceStore};
+use radroute_receive::{
+    DataSetSink, IncomingInstance, InstanceStart, StoreHandler, StoreResult, Streamed,
+};
+use radroute_spool::{FileKind, InstanceId, InstanceStore, PutStream};
 use tokio::sync::Notify;
 use tracing::warn;
 
@@ -63,8 +71,77 @@ pub struct SpoolingHandler {
     pub(crate) max_inflated: usize,
 }
 
+/// The spool file of an instance being received, written while its data set arrives (see the
+/// module documentation). Opened on its first write, which runs on a blocking thread.
+pub struct SpoolSink {
+    store: Arc<dyn InstanceStore>,
+    id: InstanceId,
+    meta: FileMetaTable,
+    /// Preamble, `DICM` and the file meta group: the file's first bytes.
+    header: Vec<u8>,
+    /// The disk watermark: below it nothing is written ahead (the store step refuses anyway).
+    min_free: u64,
+    put: Option<Box<dyn PutStream>>,
+}
+
+impl DataSetSink for SpoolSink {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let put = match &mut self.put {
+            Some(put) => put,
+            None => {
+                if self.min_free > 0 {
+                    let free = self.store.free_bytes().map_err(|e| e.to_string())?;
+                    if free < self.min_free {
+                        return Err(format!(
+                            "spool below free-space watermark ({} MiB free)",
+                            free >> 20
+                        ));
+                    }
+                }
+                let mut put = self
+                    .store
+                    .begin_put(FileKind::Incoming, &self.id)
+                    .map_err(|e| e.to_string())?;
+                put.write(&self.header).map_err(|e| e.to_string())?;
+                self.put.insert(put)
+            }
+        };
+        put.write(bytes).map_err(|e| e.to_string())
+    }
+}
+
 impl StoreHandler for SpoolingHandler {
-    async fn store(&self, instance: IncomingInstance) -> StoreResult {
+    type Sink = SpoolSink;
+
+    fn begin(&self, start: &InstanceStart<'_>) -> Option<SpoolSink> {
+        // Cluster mode commits bytes and queue row in one transaction: nothing to write ahead.
+        if self.ingest.is_some() {
+            return None;
+        }
+        let (meta, header) = file_meta(
+            start.sop_class_uid,
+            start.sop_instance_uid,
+            start.transfer_syntax,
+            &start.association.calling_ae,
+        )
+        .ok()?;
+        Some(SpoolSink {
+            store: self.spool.clone(),
+            id: InstanceId::generate(),
+            meta,
+            header,
+            min_free: self
+                .min_free_bytes
+                .load(std::sync::atomic::Ordering::Relaxed),
+            put: None,
+        })
+    }
+
+    async fn store(
+        &self,
+        instance: IncomingInstance,
+        streamed: Option<Streamed<SpoolSink>>,
+    ) -> StoreResult {
         let spool = self.spool.clone();
         let queue = self.queue.clone();
         let ingest = self.ingest.clone();
@@ -84,6 +161,7 @@ impl StoreHandler for SpoolingHandler {
                 min_free,
                 max_inflated,
                 instance,
+                streamed,
             )
         })
         .await
@@ -124,6 +202,7 @@ fn store_blocking(
     min_free: u64,
     max_inflated: usize,
     instance: IncomingInstance,
+    streamed: Option<Streamed<SpoolSink>>,
 ) -> StoreResult {
     if min_free > 0 {
         match spool.free_bytes() {
@@ -177,37 +256,46 @@ fn store_blocking(
             "SOP Instance UID in the data set differs from the C-STORE request",
         );
     }
-    let meta = match FileMetaTableBuilder::new()
-        .media_storage_sop_class_uid(instance.sop_class_uid.as_str())
-        .media_storage_sop_instance_uid(instance.sop_instance_uid.as_str())
-        .transfer_syntax(instance.transfer_syntax.as_str())
-        .implementation_class_uid(IMPLEMENTATION_CLASS_UID)
-        .implementation_version_name(IMPLEMENTATION_VERSION_NAME)
-        .source_application_entity_title(instance.association.calling_ae.as_str())
-        .build()
-    {
-        Ok(meta) => meta,
-        Err(e) => {
-            return StoreResult::failure(
-                Status::CANNOT_UNDERSTAND,
-                format!("cannot build file meta: {e}"),
-            )
+    // The data set written while it arrived, all of it; otherwise it is written below.
+    let streamed = match streamed {
+        Some(Ok(sink)) => match &sink.put {
+            Some(put) if put.written() == (sink.header.len() + instance.data.len()) as u64 => {
+                Some(sink)
+            }
+            _ => {
+                warn!(sop_instance_uid = %instance.sop_instance_uid, "write-behind incomplete: writing the data set now");
+                None
+            }
+        },
+        Some(Err(e)) => {
+            warn!(error = %e, sop_instance_uid = %instance.sop_instance_uid, "write-behind failed: writing the data set now");
+            None
         }
+        None => None,
     };
-    let mut header = vec![0u8; 128];
-    header.extend_from_slice(b"DICM");
-    if let Err(e) = meta.write(&mut header) {
-        return StoreResult::failure(
-            Status::CANNOT_UNDERSTAND,
-            format!("cannot write file meta: {e}"),
-        );
-    }
+    let (id, meta, header, mut put) = match streamed {
+        Some(sink) => (sink.id, sink.meta, sink.header, sink.put),
+        None => match file_meta(
+            &instance.sop_class_uid,
+            &instance.sop_instance_uid,
+            &instance.transfer_syntax,
+            &instance.association.calling_ae,
+        ) {
+            Ok((meta, header)) => (InstanceId::generate(), meta, header, None),
+            Err(e) => return StoreResult::failure(Status::CANNOT_UNDERSTAND, e),
+        },
+    };
     let mut data = instance.data;
     if data.len() % 2 == 1 {
         // Some senders end deflated data sets on an odd byte; Part-10 values stay even.
         data.push(0);
+        let padded = put.as_mut().map(|put| put.write(&[0]));
+        if let Some(Err(e)) = padded {
+            warn!(error = %e, "write-behind failed: writing the data set now");
+            // Dropping the stream removes its temporary file.
+            put = None;
+        }
     }
-    let id = InstanceId::generate();
     let bytes = (header.len() + data.len()) as u64;
     let study_instance_uid = text(&obj, tags::STUDY_INSTANCE_UID);
     let row = NewInstance {
@@ -228,9 +316,13 @@ fn store_blocking(
         Some(ingest) => ingest
             .ingest(&id, &[&header, &data], &row)
             .map_err(|e| e.to_string()),
-        None => spool
-            .put(FileKind::Incoming, &id, &[&header, &data])
-            .map_err(|e| e.to_string()),
+        None => match put {
+            // Written while it arrived: only the final fsync, rename and directory fsync remain.
+            Some(put) => put.commit(spool).map_err(|e| e.to_string()),
+            None => spool
+                .put(FileKind::Incoming, &id, &[&header, &data])
+                .map_err(|e| e.to_string()),
+        },
     };
     if let Err(e) = stored {
         metrics::counter!("radroute_store_refused_total", "reason" => "spool_error").increment(1);
@@ -288,4 +380,29 @@ fn store_blocking(
         audit.instance_received(&peer, &instance);
     }
     StoreResult::success()
+}
+
+/// The file meta group radroute writes for a received instance, and the file's first bytes
+/// (preamble, `DICM`, the group): known from the C-STORE-RQ and the presentation context alone,
+/// so the write-behind can start before the data set arrives.
+fn file_meta(
+    sop_class_uid: &str,
+    sop_instance_uid: &str,
+    transfer_syntax: &str,
+    calling_ae: &str,
+) -> Result<(FileMetaTable, Vec<u8>), String> {
+    let meta = FileMetaTableBuilder::new()
+        .media_storage_sop_class_uid(sop_class_uid)
+        .media_storage_sop_instance_uid(sop_instance_uid)
+        .transfer_syntax(transfer_syntax)
+        .implementation_class_uid(IMPLEMENTATION_CLASS_UID)
+        .implementation_version_name(IMPLEMENTATION_VERSION_NAME)
+        .source_application_entity_title(calling_ae)
+        .build()
+        .map_err(|e| format!("cannot build file meta: {e}"))?;
+    let mut header = vec![0u8; 128];
+    header.extend_from_slice(b"DICM");
+    meta.write(&mut header)
+        .map_err(|e| format!("cannot write file meta: {e}"))?;
+    Ok((meta, header))
 }

@@ -25,6 +25,7 @@ mod implicit_destination;
 mod label_correction;
 mod liveness;
 mod malformed;
+mod receive_stream;
 mod reload;
 mod routing_rules;
 mod spool_leaks;

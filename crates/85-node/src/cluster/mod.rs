@@ -41,6 +41,8 @@ pub struct Cluster {
     pub queue: Arc<PostgresQueue>,
     /// Instance bytes.
     pub store: Arc<PgStore>,
+    /// Study-scope routing state (held instances, study leases).
+    pub studies: Arc<crate::studies::PgStudies>,
     /// `[cluster] heartbeat_secs`.
     pub heartbeat_every: Duration,
     /// `[cluster] takeover_after_secs`.
@@ -73,14 +75,18 @@ fn db_err(cluster: &ClusterConfig, e: impl std::fmt::Display) -> NodeError {
     NodeError::Config(format!("cluster database {}: {e}", cluster.redacted_url()))
 }
 
-/// Applies every component's migrations (queue, then instance storage), each under its own
-/// advisory lock so nodes starting together do not race. Idempotent: `radroute migrate` and
-/// every node's start-up call it.
+/// Applies every component's migrations (queue, instance storage, then cluster state), each
+/// under its own advisory lock so nodes starting together do not race. Idempotent: `radroute
+/// migrate` and every node's start-up call it.
 pub async fn migrate(cluster: &ClusterConfig, pool: &Pool) -> Result<(), NodeError> {
     radroute_queue_pg::migrate(pool, &cluster.redacted_url())
         .await
         .map_err(|e| db_err(cluster, e))?;
     radroute_store_postgres::migrate(pool)
+        .await
+        .map_err(|e| db_err(cluster, e))?;
+    // Cluster state last: its study members reference the queue's instances.
+    crate::studies::migrate(pool)
         .await
         .map_err(|e| db_err(cluster, e))?;
     Ok(())
@@ -106,6 +112,16 @@ pub async fn open(cfg: &Config, cluster: &ClusterConfig) -> Result<Cluster, Node
             .map_err(|e| db_err(cluster, e))?
             .map_err(|e| db_err(cluster, e))?
     };
+    let studies = crate::studies::PgStudies::new(
+        pool.clone(),
+        handle.clone(),
+        crate::studies::PgStudiesOptions {
+            node_id: node_id.clone(),
+            takeover_after: Duration::from_secs(cluster.takeover_after_secs),
+            lease_ttl: Duration::from_secs(600),
+            call_timeout: pg.call_timeout(),
+        },
+    );
     let store = PgStore::new(
         pool.clone(),
         handle,
@@ -127,6 +143,7 @@ pub async fn open(cfg: &Config, cluster: &ClusterConfig) -> Result<Cluster, Node
         pool,
         queue: Arc::new(queue),
         store: Arc::new(store),
+        studies: Arc::new(studies),
         heartbeat_every: Duration::from_secs(cluster.heartbeat_secs),
         takeover_after: Duration::from_secs(cluster.takeover_after_secs),
     })

@@ -1,0 +1,235 @@
+//! Write-behind of a data set while it arrives: its bytes go to the handler's
+//! [`DataSetSink`] on a blocking thread, in chunks, while the association keeps reading.
+//!
+//! One association is serial (the sender waits for each response), so a durable write that
+//! starts only after the last byte adds its whole duration to every instance. Here the bytes are
+//! copied into a chunk as their PDVs arrive; a full chunk is written by `spawn_blocking` while
+//! the next one fills, so the runtime's threads never block on the file system. At most one
+//! chunk is being written and one filling: memory is bounded by [`DataSetStream::MEMORY`] per
+//! association, reserved from the receive budget without waiting (when the budget has no room
+//! the data set is simply written at the end, as without streaming).
+//!
+//! A sink that fails stops the stream (the rest is not written); the handler learns it from
+//! [`crate::Streamed`] and still has the whole data set in memory. A stream that is not finished
+//! (refused, aborted, association lost) has its sink dropped on a blocking thread, which is
+//! where the handler's sink removes what it wrote.
+
+use tokio::task::JoinHandle;
+
+use crate::budget::Reservation;
+use crate::DataSetSink;
+
+/// Size of a chunk handed to the sink in one write.
+const CHUNK: usize = 1 << 20;
+
+/// A sink and the chunk being filled for it.
+pub(crate) struct DataSetStream<S: DataSetSink> {
+    /// The sink when no write is running.
+    idle: Option<S>,
+    /// The write running on a blocking thread; gives the sink back.
+    writing: Option<JoinHandle<Result<S, String>>>,
+    /// Bytes not yet handed to the sink.
+    pending: Vec<u8>,
+    /// The first failure; later bytes are dropped.
+    failed: Option<String>,
+    /// Budget memory for the two chunks; given back with the stream.
+    _memory: Reservation,
+}
+
+impl<S: DataSetSink> DataSetStream<S> {
+    /// Memory a stream holds at most, for a peer whose PDVs are at most `max_pdv` bytes: the
+    /// chunk being written and the one filling, each a chunk (or one PDV, if larger).
+    pub(crate) fn memory(max_pdv: usize) -> usize {
+        2 * CHUNK.max(max_pdv)
+    }
+
+    /// A stream into `sink`, its memory held by `memory`.
+    pub(crate) fn new(sink: S, memory: Reservation) -> Self {
+        DataSetStream {
+            idle: Some(sink),
+            writing: None,
+            pending: Vec::with_capacity(CHUNK),
+            failed: None,
+            _memory: memory,
+        }
+    }
+
+    /// Takes the next bytes of the data set; waits only when a chunk is full and the previous
+    /// one is still being written.
+    pub(crate) async fn push(&mut self, bytes: &[u8]) {
+        if !self.pending.is_empty() && self.pending.len() + bytes.len() > CHUNK {
+            self.flush().await;
+        }
+        if self.failed.is_none() {
+            self.pending.extend_from_slice(bytes);
+        }
+    }
+
+    /// Waits for the running write, then starts writing the pending bytes.
+    async fn flush(&mut self) {
+        self.settle().await;
+        let Some(mut sink) = self.idle.take() else {
+            return;
+        };
+        let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK));
+        self.writing = Some(tokio::task::spawn_blocking(move || {
+            // On failure the sink is dropped here, on this blocking thread.
+            sink.write(&chunk).map(|()| sink)
+        }));
+    }
+
+    /// Waits for the running write, if any, and takes its sink back (or its failure).
+    async fn settle(&mut self) {
+        let Some(writing) = self.writing.take() else {
+            return;
+        };
+        match writing.await {
+            Ok(Ok(sink)) => self.idle = Some(sink),
+            Ok(Err(e)) => self.fail(e),
+            Err(e) => self.fail(format!("write task failed: {e}")),
+        }
+    }
+
+    fn fail(&mut self, error: String) {
+        self.failed = Some(error);
+        self.pending = Vec::new();
+    }
+
+    /// Writes what is pending and gives the sink back, every byte pushed written to it, or the
+    /// first failure.
+    pub(crate) async fn finish(mut self) -> Result<S, String> {
+        if !self.pending.is_empty() {
+            self.flush().await;
+        }
+        self.settle().await;
+        match (self.failed.take(), self.idle.take()) {
+            (None, Some(sink)) => Ok(sink),
+            (Some(e), sink) => {
+                discard_sink(sink);
+                Err(e)
+            }
+            (None, None) => Err("data set stream lost its sink".into()),
+        }
+    }
+
+    /// Abandons the stream: the sink is dropped on a blocking thread (after a running write).
+    pub(crate) fn discard(mut self) {
+        discard_sink(self.idle.take());
+        if let Some(writing) = self.writing.take() {
+            tokio::spawn(async move {
+                if let Ok(Ok(sink)) = writing.await {
+                    discard_sink(Some(sink));
+                }
+            });
+        }
+    }
+}
+
+/// Drops `sink` on a blocking thread: a sink's drop may touch the file system.
+pub(crate) fn discard_sink<S: DataSetSink>(sink: Option<S>) {
+    if let Some(sink) = sink {
+        drop(tokio::task::spawn_blocking(move || drop(sink)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::budget::MemoryBudget;
+
+    /// Records what it was given; fails the write that would pass `fail_past` bytes.
+    struct Recorder {
+        got: Arc<Mutex<Vec<u8>>>,
+        writes: Arc<Mutex<usize>>,
+        fail_past: usize,
+        dropped: Arc<Mutex<bool>>,
+    }
+
+    impl DataSetSink for Recorder {
+        fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+            let mut got = self.got.lock().unwrap();
+            if got.len() + bytes.len() > self.fail_past {
+                return Err("disk full".into());
+            }
+            got.extend_from_slice(bytes);
+            *self.writes.lock().unwrap() += 1;
+            Ok(())
+        }
+    }
+
+    impl Drop for Recorder {
+        fn drop(&mut self) {
+            *self.dropped.lock().unwrap() = true;
+        }
+    }
+
+    type Shared<T> = Arc<Mutex<T>>;
+
+    fn recorder(fail_past: usize) -> (Recorder, Shared<Vec<u8>>, Shared<bool>) {
+        let got = Arc::default();
+        let dropped = Arc::default();
+        let rec = Recorder {
+            got: Arc::clone(&got),
+            writes: Arc::default(),
+            fail_past,
+            dropped: Arc::clone(&dropped),
+        };
+        (rec, got, dropped)
+    }
+
+    fn data(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_byte_arrives_in_order_in_chunks() {
+        let budget = MemoryBudget::new(64 << 20);
+        let (rec, got, _) = recorder(usize::MAX);
+        let writes = Arc::clone(&rec.writes);
+        let mut stream = DataSetStream::new(rec, budget.reservation());
+        let want = data(10 * CHUNK + 12_345);
+        for pdv in want.chunks(16_372) {
+            stream.push(pdv).await;
+        }
+        let sink = stream.finish().await.expect("no failure");
+        assert!(*got.lock().unwrap() == want);
+        // Chunked: one write per full chunk and one for the rest, not one per PDV.
+        assert_eq!(*writes.lock().unwrap(), 11);
+        drop(sink);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_write_stops_the_stream_and_drops_the_sink() {
+        let budget = MemoryBudget::new(64 << 20);
+        let (rec, got, dropped) = recorder(3 * CHUNK);
+        let mut stream = DataSetStream::new(rec, budget.reservation());
+        for pdv in data(8 * CHUNK).chunks(65_536) {
+            stream.push(pdv).await;
+        }
+        let err = stream.finish().await.err().expect("failure reported");
+        assert_eq!(err, "disk full");
+        assert!(got.lock().unwrap().len() <= 3 * CHUNK);
+        assert!(*dropped.lock().unwrap(), "sink dropped on failure");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_discarded_stream_drops_its_sink_and_returns_its_memory() {
+        let budget = MemoryBudget::new(64 << 20);
+        let (rec, _, dropped) = recorder(usize::MAX);
+        let mut memory = budget.reservation();
+        assert!(memory.try_cover(DataSetStream::<Recorder>::memory(65_536)));
+        let mut stream = DataSetStream::new(rec, memory);
+        for pdv in data(3 * CHUNK).chunks(65_536) {
+            stream.push(pdv).await;
+        }
+        stream.discard();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !*dropped.lock().unwrap() {
+            assert!(std::time::Instant::now() < deadline, "sink never dropped");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(budget.available(), 64 << 20);
+    }
+}
