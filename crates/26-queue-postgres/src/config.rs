@@ -8,6 +8,7 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -48,6 +49,10 @@ pub struct PgConfig {
     pub statement_timeout: Duration,
     /// Most connections this process opens.
     pub pool_size: usize,
+    /// TLS to the server, verified against the configured CA (`None`: plain TCP). The URL's
+    /// `sslmode` still applies: `require` refuses a server without TLS, `prefer` (the default)
+    /// falls back to plain TCP when the server offers none.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl PgConfig {
@@ -60,6 +65,7 @@ impl PgConfig {
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(10),
             pool_size: 16,
+            tls: None,
         }
     }
 
@@ -114,13 +120,17 @@ impl PgConfig {
     /// runtime, whose tasks then drive the connections.
     pub fn pool(&self) -> Result<Pool> {
         let cfg = self.driver_config()?;
-        let manager = Manager::from_config(
-            cfg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match &self.tls {
+            Some(tls) => Manager::from_config(
+                cfg,
+                tokio_postgres_rustls::MakeRustlsConnect::new(tls.as_ref().clone()),
+                manager_config,
+            ),
+            None => Manager::from_config(cfg, NoTls, manager_config),
+        };
         let wait = Some(self.call_timeout());
         Pool::builder(manager)
             .max_size(self.pool_size.max(1))
@@ -141,6 +151,7 @@ impl fmt::Debug for PgConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("statement_timeout", &self.statement_timeout)
             .field("pool_size", &self.pool_size)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }

@@ -31,6 +31,16 @@ pub struct ClusterConfig {
     pub heartbeat_secs: u64,
     /// Connections this node opens to PostgreSQL at most.
     pub pool_size: usize,
+    /// PEM file of the CA that signed the database server's certificate: set, the node talks
+    /// TLS to PostgreSQL and verifies the server's certificate and host name against it.
+    #[serde(with = "crate::checks::strict_path::option")]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate chain (PEM) for PostgreSQL's `cert` authentication; with `key_file`.
+    #[serde(with = "crate::checks::strict_path::option")]
+    pub cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM); with `cert_file`.
+    #[serde(with = "crate::checks::strict_path::option")]
+    pub key_file: Option<PathBuf>,
 }
 
 impl Default for ClusterConfig {
@@ -43,6 +53,9 @@ impl Default for ClusterConfig {
             takeover_after_secs: 30,
             heartbeat_secs: 5,
             pool_size: 16,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
         }
     }
 }
@@ -57,6 +70,9 @@ impl fmt::Debug for ClusterConfig {
             .field("takeover_after_secs", &self.takeover_after_secs)
             .field("heartbeat_secs", &self.heartbeat_secs)
             .field("pool_size", &self.pool_size)
+            .field("ca_file", &self.ca_file)
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
             .finish()
     }
 }
@@ -122,7 +138,54 @@ impl ClusterConfig {
         if !(2..=256).contains(&self.pool_size) {
             problems.push("cluster.pool_size: 2 to 256".into());
         }
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            problems.push("cluster: cert_file and key_file go together".into());
+        }
+        if self.cert_file.is_some() && self.ca_file.is_none() {
+            problems.push("cluster.cert_file: needs ca_file (TLS)".into());
+        }
+        match (self.sslmode().as_deref(), &self.ca_file) {
+            (Some("require" | "verify-ca" | "verify-full"), None) => problems.push(
+                "cluster.postgres: sslmode requires TLS: set cluster.ca_file to the CA of the \
+                 database server's certificate (radroute always verifies it)"
+                    .into(),
+            ),
+            (Some("disable"), Some(_)) => problems
+                .push("cluster.ca_file is set but the URL says sslmode=disable: remove one".into()),
+            _ => {}
+        }
         problems
+    }
+
+    /// The URL's `sslmode` parameter, lower-cased, if any.
+    fn sslmode(&self) -> Option<String> {
+        let (_, query) = self.postgres.split_once('?')?;
+        query.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            k.eq_ignore_ascii_case("sslmode")
+                .then(|| v.trim().to_ascii_lowercase())
+        })
+    }
+
+    /// The TLS client settings for PostgreSQL (`None`: no `ca_file`, plain TCP); paths are
+    /// resolved against the configuration file's folder.
+    pub fn tls_config(
+        &self,
+        cfg: &crate::Config,
+    ) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>, String> {
+        let Some(ca) = &self.ca_file else {
+            return Ok(None);
+        };
+        let client = match (&self.cert_file, &self.key_file) {
+            (Some(c), Some(k)) => Some((cfg.resolve(c), cfg.resolve(k))),
+            _ => None,
+        };
+        crate::tls::client_config(
+            &cfg.resolve(ca),
+            client.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+        )
+        .map(Some)
+        .map_err(|e| format!("cluster TLS: {e}"))
     }
 }
 
@@ -171,6 +234,30 @@ mod tests {
         ] {
             assert!(p.contains(needle), "{needle} in {p}");
         }
+    }
+
+    #[test]
+    fn sslmode_and_tls_files_must_agree() {
+        let with = |url: &str, ca: Option<&str>| ClusterConfig {
+            postgres: url.into(),
+            ca_file: ca.map(PathBuf::from),
+            ..ClusterConfig::default()
+        };
+        let p = with("postgresql://rr@db/x?sslmode=require", None).problems();
+        assert!(p.iter().any(|p| p.contains("ca_file")), "{p:?}");
+        let p = with("postgresql://rr@db/x?SSLMODE=disable", Some("/ca.pem")).problems();
+        assert!(p.iter().any(|p| p.contains("sslmode=disable")), "{p:?}");
+        assert!(
+            with("postgresql://rr@db/x?sslmode=require", Some("/ca.pem"))
+                .problems()
+                .is_empty()
+        );
+        assert!(with("postgresql://rr@db/x", None).problems().is_empty());
+        let half = ClusterConfig {
+            cert_file: Some("/c.pem".into()),
+            ..with("postgresql://rr@db/x", Some("/ca.pem"))
+        };
+        assert!(half.problems().iter().any(|p| p.contains("go together")));
     }
 
     #[test]

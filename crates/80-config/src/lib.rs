@@ -620,6 +620,9 @@ impl Config {
         problems.extend(self.audit.problems(self));
         if let Some(cluster) = &self.cluster {
             problems.extend(cluster.problems());
+            if let Err(e) = cluster.tls_config(self) {
+                problems.push(e);
+            }
         }
         if let Some(dir) = self.model_dir() {
             match radroute_classify::Manifest::load(&dir) {

@@ -22,6 +22,7 @@ fn cluster_of(cfg: &Config) -> Result<&ClusterConfig, String> {
 
 /// Runs `work` with a pool to the cluster database on a small runtime of its own.
 fn with_pool<T>(
+    cfg: &Config,
     c: &ClusterConfig,
     work: impl FnOnce(
         deadpool_postgres::Pool,
@@ -33,7 +34,7 @@ fn with_pool<T>(
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async {
         let pool = {
-            let mut pg = cluster::pg_config(c);
+            let mut pg = cluster::pg_config(cfg, c).map_err(|e| e.to_string())?;
             pg.pool_size = 2;
             pg.pool()
                 .map_err(|e| format!("cluster database {}: {e}", c.redacted_url()))?
@@ -47,7 +48,7 @@ fn with_pool<T>(
 pub fn migrate(cfg: &Config) -> Result<(), String> {
     let c = cluster_of(cfg)?.clone();
     let url = c.redacted_url();
-    with_pool(&c.clone(), move |pool| {
+    with_pool(cfg, &c.clone(), move |pool| {
         Box::pin(async move { cluster::migrate(&c, &pool).await.map_err(|e| e.to_string()) })
     })?;
     println!("{url}: schema up to date");
@@ -60,7 +61,7 @@ pub fn run(cfg: &Config, action: ClusterAction) -> Result<(), String> {
     match action {
         ClusterAction::Status { json } => {
             let (node_id, takeover) = (c.node_id(), Duration::from_secs(c.takeover_after_secs));
-            let status = with_pool(&c, move |pool| {
+            let status = with_pool(cfg, &c, move |pool| {
                 Box::pin(async move { cluster::read_status(&pool, &node_id, takeover).await })
             })?;
             if json {

@@ -18,7 +18,7 @@ use radroute_config::Config;
 /// else the node's SQLite database at `[queue] path`.
 pub fn open(cfg: &Config) -> Result<Box<dyn ForwardQueue>, String> {
     if let Some(cluster) = &cfg.cluster {
-        let pg = radroute_node::cluster::pg_config(cluster);
+        let pg = radroute_node::cluster::pg_config(cfg, cluster).map_err(|e| e.to_string())?;
         let mut options = PgQueueOptions::new(cluster.node_id());
         options.policy = cfg.retry_policy();
         options.takeover_after = Duration::from_secs(cluster.takeover_after_secs);

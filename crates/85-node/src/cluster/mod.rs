@@ -58,17 +58,19 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
-/// The driver settings of `[cluster]` (password source, pool size); the password is read when
-/// the pool connects, never logged.
-pub fn pg_config(cluster: &ClusterConfig) -> PgConfig {
+/// The driver settings of `[cluster]` (password source, pool size, TLS with the CA of
+/// `ca_file`); the password is read when the pool connects, never logged. Fails when the TLS
+/// files cannot be read.
+pub fn pg_config(cfg: &Config, cluster: &ClusterConfig) -> Result<PgConfig, NodeError> {
     let mut pg = PgConfig::new(cluster.postgres.trim());
+    pg.tls = cluster.tls_config(cfg).map_err(NodeError::Config)?;
     pg.password = match (&cluster.password_env, &cluster.password_file) {
         (Some(var), _) => PasswordSource::Env(var.clone()),
         (None, Some(file)) => PasswordSource::File(file.clone()),
         (None, None) => PasswordSource::None,
     };
     pg.pool_size = cluster.pool_size;
-    pg
+    Ok(pg)
 }
 
 fn db_err(cluster: &ClusterConfig, e: impl std::fmt::Display) -> NodeError {
@@ -96,7 +98,7 @@ pub async fn migrate(cluster: &ClusterConfig, pool: &Pool) -> Result<(), NodeErr
 /// and builds the queue and the store of cluster mode. The local `[spool] dir` holds only
 /// scratch copies (`<dir>/scratch`).
 pub async fn open(cfg: &Config, cluster: &ClusterConfig) -> Result<Cluster, NodeError> {
-    let pg = pg_config(cluster);
+    let pg = pg_config(cfg, cluster)?;
     let pool = pg.pool().map_err(|e| db_err(cluster, e))?;
     migrate(cluster, &pool).await?;
     let node_id = cluster.node_id();
