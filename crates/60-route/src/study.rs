@@ -250,7 +250,10 @@ mod tests {
         rebuilt.add(inst("b", Some("KNEE"), 0.9), [0]);
         rebuilt.add(inst("a", Some("KNEE"), 0.8), []);
         assert_eq!(t.get("s"), Some(&rebuilt));
-        assert_eq!(rebuilt.deferred().iter().copied().collect::<Vec<_>>(), vec![0, 2]);
+        assert_eq!(
+            rebuilt.deferred().iter().copied().collect::<Vec<_>>(),
+            vec![0, 2]
+        );
     }
 
     #[test]
@@ -260,7 +263,10 @@ mod tests {
         t.observe("s", inst("a", None, 0.3), &[], t0);
         assert!(t.stable_studies(t0 + Duration::from_secs(5)).is_empty());
         t.set_stable_after(Duration::from_secs(5));
-        assert_eq!(t.stable_studies(t0 + Duration::from_secs(5)), vec!["s".to_string()]);
+        assert_eq!(
+            t.stable_studies(t0 + Duration::from_secs(5)),
+            vec!["s".to_string()]
+        );
     }
 
     fn study(instances: Vec<InstanceLabel>) -> Study {

@@ -14,8 +14,8 @@ use radroute_spool::{FileKind, InstanceId};
 use tokio::sync::{watch, Notify};
 
 use super::Processing;
-use crate::studies::{MemoryStudies, Member, StudyState, StudyStateError, TakenStudy};
 use crate::label::{LabelOutcome, Labeler};
+use crate::studies::{Member, MemoryStudies, StudyState, StudyStateError, TakenStudy};
 
 const CR: &str = "1.2.840.10008.5.1.4.1.1.1";
 

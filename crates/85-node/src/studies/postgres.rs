@@ -45,10 +45,7 @@ const TAKE_LIMIT: i64 = 64;
 /// under an advisory lock so nodes starting together apply each once. Idempotent.
 pub async fn migrate(pool: &Pool) -> Result<(), StudyStateError> {
     const OP: &str = "migrate";
-    let mut client = pool
-        .get()
-        .await
-        .map_err(|e| StudyStateError::new(OP, e))?;
+    let mut client = pool.get().await.map_err(|e| StudyStateError::new(OP, e))?;
     client
         .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
         .await

@@ -10,7 +10,7 @@ use radroute_queue_pg::{PgConfig, PgQueueOptions, PostgresQueue};
 use radroute_route::InstanceLabel;
 use radroute_testkit::postgres::PgServer;
 
-use super::{MemoryStudies, Member, PgStudies, PgStudiesOptions, StudyState};
+use super::{Member, MemoryStudies, PgStudies, PgStudiesOptions, StudyState};
 
 const LONG: Duration = Duration::from_secs(3600);
 
@@ -184,10 +184,12 @@ fn one_study_across_nodes(b: Backend) {
 
 /// An instance held after its study was taken stays held and is the study's next round.
 fn late_arrival_starts_a_new_round(b: Backend) {
-    b.a.hold(member(&b, "i1", "s1", Some("HAND"), &[0])).unwrap();
+    b.a.hold(member(&b, "i1", "s1", Some("HAND"), &[0]))
+        .unwrap();
     let taken = b.a.take_stable(Duration::ZERO).unwrap();
     assert_eq!(taken.len(), 1);
-    b.b.hold(member(&b, "i2", "s1", Some("KNEE"), &[0])).unwrap();
+    b.b.hold(member(&b, "i2", "s1", Some("KNEE"), &[0]))
+        .unwrap();
     b.a.finish(&taken[0]).unwrap();
     assert_eq!(b.a.held().unwrap(), set(&["i2"]));
     let next = b.b.take_stable(Duration::ZERO).unwrap();
@@ -222,8 +224,10 @@ fn rehold_replaces(b: Backend) {
 /// every member; the dead node's late finish changes nothing.
 fn dead_takers_study_is_taken_again(b: Backend) {
     let kill_a = b.kill_a.as_ref().expect("a backend with node liveness");
-    b.a.hold(member(&b, "i1", "s1", Some("HAND"), &[0])).unwrap();
-    b.b.hold(member(&b, "i2", "s1", Some("HAND"), &[0])).unwrap();
+    b.a.hold(member(&b, "i1", "s1", Some("HAND"), &[0]))
+        .unwrap();
+    b.b.hold(member(&b, "i2", "s1", Some("HAND"), &[0]))
+        .unwrap();
     let taken_by_a = b.a.take_stable(Duration::ZERO).unwrap();
     assert_eq!(taken_by_a.len(), 1);
     assert!(
