@@ -80,7 +80,7 @@ class Postgres:
         self.run([os.path.join(PG_BIN, "initdb"), "-D", self.data, "-A", "trust", "-U", "postgres",
                   "-E", "UTF8", "--locale=C", "--no-sync"])
         opts = ("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=200 "
-                "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+                "-c shared_preload_libraries=pg_stat_statements"
                 % (self.port, self.data))
         self.run([os.path.join(PG_BIN, "pg_ctl"), "-D", self.data, "-w", "-t", "60", "-l",
                   os.path.join(root, "postgres.log"), "-o", opts, "start"])
@@ -158,6 +158,29 @@ class Postgres:
             self.run([os.path.join(PG_BIN, "pg_ctl"), "-D", self.data, "-m", "fast", "-w", "stop"])
         except RuntimeError as e:
             log("postgres stop: %s" % e)
+
+
+def idle_rates(a, server, res, secs=5.0):
+    """Background cost of one idle cluster node (heartbeats, polling) per second: commits,
+    statements, postgres and radroute CPU, so that the per-instance figures can be read net of it."""
+    db = server.new_database()
+    n = Node(a, os.path.join(res, "runs", "idle"), "idle", free_port(), False, (server.url(db), "idle", None))
+    try:
+        n.start()
+        time.sleep(2)
+        s0, c0 = server.snapshot(db), n.cpu_s()
+        time.sleep(secs)
+        s1, c1 = server.snapshot(db), n.cpu_s()
+        dt_s = s1["t"] - s0["t"]
+        return dict(commits=(s1["commits"] - s0["commits"]) / dt_s,
+                    statements=(s1["statements"] - s0["statements"]) / dt_s,
+                    pg_cpu=(s1["cpu"] - s0["cpu"]) / dt_s, rr_cpu=(c1 - c0) / dt_s)
+    except Exception as e:  # noqa: BLE001 - informational
+        log("idle rates: %s" % e)
+        return None
+    finally:
+        n.stop()
+        server.drop_database(db)
 
 
 def disk_write_mb_s(d, mb=256):
@@ -324,6 +347,11 @@ class ClusterRouter(B.Router):
             for k in ("wal", "commits", "statements", "size", "cpu"):
                 self.costs["pg_" + k] = pg1[k] - self.pg0[k]
             self.costs["instances"] = float(Topology.server.sql(self.db, "SELECT count(*) FROM instances"))
+            # which statements: the top 20 by calls (pg_stat_statements), for the round-trip count
+            top = Topology.server.sql(self.db, "SELECT calls, left(regexp_replace(query, '\\s+', ' ', 'g'), 160) "
+                                      "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE "
+                                      "d.datname = current_database() ORDER BY calls DESC LIMIT 20")
+            open(os.path.join(self.dir, "statements.txt"), "w").write(top + "\n")
         # bench.measure reads radroute.log of the run directory (log timings): node 1's
         try:
             shutil.copy(self.nodes[0].log, os.path.join(self.dir, "radroute.log"))
@@ -426,12 +454,12 @@ def costs(raw, label, path, conc):
 
     def per(k):
         return med([r[k] / r["instances"] for r in reps if r.get(k) is not None])
-    return dict(src="one node" if label == "pg" else "one node behind HAProxy", wal=per("pg_wal"), size=per("pg_size"), commits=per("pg_commits"),
+    return dict(conc=conc, path=path, src="one node" if label == "pg" else "one node behind HAProxy", wal=per("pg_wal"), size=per("pg_size"), commits=per("pg_commits"),
                 statements=per("pg_statements"), pg_cpu=per("pg_cpu"), rr_cpu=per("radroute_cpu_s"),
                 n=len(reps))
 
 
-def model(raw, a, disk_mb_s):
+def model(raw, a, disk_mb_s, idle):
     cores = os.cpu_count()
     lines = ["### b. Paper model: the node count at which PostgreSQL becomes the limit", "",
              "Per-instance costs (10 MB CR, medians over the repetitions; from the single-node PostgreSQL "
@@ -450,6 +478,10 @@ def model(raw, a, disk_mb_s):
                 fmt(c["wal"] / 1e6), fmt(c["size"] / 1e6), fmt(c["commits"]), fmt(c["statements"]),
                 fmt(1000 * c["pg_cpu"], 0) if c["pg_cpu"] is not None else "–",
                 fmt(1000 * c["rr_cpu"], 0) if c["rr_cpu"] is not None else "–"))
+    if idle:
+        lines.append("| one idle node, per second (heartbeat, polling; included in the rows above) | – | – | %s | %s "
+                     "| %s | %s |" % (fmt(idle["commits"]), fmt(idle["statements"]), fmt(1000 * idle["pg_cpu"], 0),
+                                      fmt(1000 * idle["rr_cpu"], 0)))
     base = rows.get(("e", max(a.conc_a))) or (next(iter(rows.values())) if rows else None)
     base_d = rows.get(("d", max(a.conc_a)))
     if not base or not base["pg_cpu"] or not base["rr_cpu"] or not base["wal"]:
@@ -467,9 +499,9 @@ def model(raw, a, disk_mb_s):
               "from N* = R_pg / R_node nodes on. Deleting an instance after retention writes about its size "
               "in WAL again (docs/cluster.md, storage measurements): at steady state D / (2 w_wal + w_table).",
               "",
-              "With this machine's figures (classification off, %d senders; C = P = %d cores, D = %.0f MB/s "
+              "With this machine's figures (%s, classification off, %d sender(s); C = P = %d cores, D = %.0f MB/s "
               "measured by a 256 MiB sequential write + fsync on the disk of PostgreSQL's data directory):"
-              % (max(a.conc_a), cores, disk_mb_s), "",
+              % (base["src"], base["conc"], cores, disk_mb_s), "",
               "- c_rr = %.0f ms, c_pg = %.0f ms, w_wal = %.1f MB, w_table = %.1f MB per instance" % (
                   1000 * base["rr_cpu"], 1000 * base["pg_cpu"], base["wal"] / 1e6, base["size"] / 1e6),
               "- R_node = %.1f instances/s; R_pg = min(%.1f CPU, %.1f disk) = %.1f instances/s "
@@ -645,7 +677,9 @@ def failover(a, server, items, profile, res, kill_no):
         acked = set().union(*(s.acked_now() for s in senders))
         arrivals = B.sink_arrivals(sink_log, sops)
         arrived = {s for _, s in arrivals}
-        row.update(acked=len(acked), arrived=len(arrived), lost=len(acked - arrived),
+        stored_twice = server.sql(db, "SELECT count(*) FROM (SELECT sop_instance_uid FROM instances "
+                                      "GROUP BY 1 HAVING count(*) > 1) x")
+        row.update(acked=len(acked), arrived=len(arrived), lost=len(acked - arrived), stored_twice=int(stored_twice),
                    duplicates=len(arrivals) - len(arrived),
                    takeover_s=round(takeover_ms / 1000 - t_kill, 1) if takeover_ms else None,
                    first_survivor_lease_s=round(int(any_ms) / 1000 - t_kill, 1) if any_ms else None,
@@ -676,23 +710,27 @@ def table_c(rows, a):
     out = ["### c. Failover: kill -9 of one of two nodes mid-stream, PACS down until %.0f s after the kill"
            % a.pacs_after, "",
            "| kill | takeover_after_secs | instances acked at kill | victim's leases / unprocessed at kill "
-           "| kill → takeover s | kill → first survivor lease of a victim's job s | acked | arrived | lost | duplicates |",
-           "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+           "| kill → takeover s | kill → first survivor lease of a victim's job s | acked | arrived | lost | duplicates "
+           "at the PACS | SOPs stored twice |",
+           "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if r.get("note"):
             out.append("| %d | %s | %s |" % (r["kill"], r.get("takeover_after_secs"), r["note"]))
             continue
-        out.append("| %d | %d | %s | %s / %s | %s | %s | %s | %s | **%s** | %s |" % (
+        out.append("| %d | %d | %s | %s / %s | %s | %s | %s | %s | **%s** | %s | %s |" % (
             r["kill"], r["takeover_after_secs"], r.get("acked_at_kill"), r.get("leases_at_kill"),
             r.get("unprocessed_at_kill"), fmt(r.get("takeover_s")) if r.get("takeover_s") is not None else "– (none held)",
-            fmt(r.get("first_survivor_lease_s")), r.get("acked"), r.get("arrived"), r.get("lost"), r.get("duplicates")))
+            fmt(r.get("first_survivor_lease_s")), r.get("acked"), r.get("arrived"), r.get("lost"), r.get("duplicates"),
+            r.get("stored_twice")))
     ok = [r for r in rows if not r.get("note")]
     lost = sum(r["lost"] for r in ok)
     out += ["", "Takeover: the first of the victim's in-flight leases or unprocessed instances (snapshot at the kill) "
             "that the survivor leased or routed. Jobs the victim had queued (PACS down: between retries) are in "
             "the shared queue and any node sends them when due, without a takeover (last but one column). "
-            "Duplicates: instances the PACS received twice (a job taken over after its send began; "
-            "docs/cluster.md). Retry backoff 1-2 s ([queue] backoff_base_secs/backoff_max_secs) so that "
+            "Duplicates: instances the PACS received twice. SOPs stored twice: the victim stored an instance "
+            "and died before its sender saw the response, so the sender sent it again through HAProxy and the "
+            "survivor stored it as a second instance (a retried, unacknowledged C-STORE: the protocol cannot tell "
+            "it apart; docs/cluster.md); a job taken over after its send began is the other source. Retry backoff 1-2 s ([queue] backoff_base_secs/backoff_max_secs) so that "
             "delivery follows the PACS's start; senders resend what was not acknowledged through HAProxy."]
     out += ["", "Acknowledged instances lost over %d kills: **%d** (goal 0)%s." % (
         len(ok), lost, "" if len(ok) == len(rows) else "; %d kill(s) failed to run" % (len(rows) - len(ok)))]
@@ -754,6 +792,7 @@ def main():
     server = Postgres(os.path.join(res, "pg"))
     Topology.server = server
     disk = disk_write_mb_s(server.root)
+    idle = idle_rates(a, server, res) if parts & {"a", "b"} else None
     raw, fail_rows, n_run = [], [], 0
     try:
         for rep in range(a.reps):
@@ -802,7 +841,7 @@ def main():
         md.append(table_a(raw, a))
     if "b" in parts:
         md.append(table_b(raw, a))
-        md.append(model(raw, a, disk))
+        md.append(model(raw, a, disk, idle))
     if "c" in parts:
         md.append(table_c(fail_rows, a))
     text = "\n\n".join(md) + "\n"
