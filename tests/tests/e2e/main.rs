@@ -13,6 +13,7 @@ mod cluster_basic;
 mod cluster_database_down;
 mod cluster_drain;
 mod cluster_failover;
+mod cluster_study;
 mod cluster_support;
 mod console;
 mod correctness;
