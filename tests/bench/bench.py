@@ -375,6 +375,8 @@ class Router:
         section = ""
         if classify:
             section = open(os.path.join(CONFIGS, "classify.toml.in")).read().format(model_dir=self.a.model)
+            # extra [classify] keys, e.g. device = "cuda" and workers for tests/bench/gpu_e2e.sh
+            section += os.environ.get("BENCH_CLASSIFY_EXTRA", "").replace("\\n", "\n") + "\n"
         tpl = open(os.path.join(CONFIGS, "radroute.toml.in")).read()
         # the template's comment names the placeholders in braces too: fill by plain replacement
         body = tpl
