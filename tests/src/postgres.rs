@@ -3,4 +3,4 @@
 //! [`PgServer::start`] for a test that stops and restarts it). Re-exported so that e2e tests and
 //! crate tests start PostgreSQL the same way.
 
-pub use radroute_testkit::postgres::{PgOptions, PgServer};
+pub use radroute_testkit::postgres::{PgOptions, PgServer, ServerTls};

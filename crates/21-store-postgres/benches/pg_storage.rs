@@ -238,7 +238,10 @@ fn main() {
     let n = env("BENCH_VOLUME", 500);
     let data = random_bytes(mb * 1_000_000, 42);
 
-    let server = PgServer::start_with(PgOptions { durable: true });
+    let server = PgServer::start_with(PgOptions {
+        durable: true,
+        ..PgOptions::default()
+    });
     // BENCH_PG_SETTINGS="wal_buffers=64MB max_wal_size=4GB": server settings to try.
     let settings = std::env::var("BENCH_PG_SETTINGS").unwrap_or_default();
     for setting in settings.split_whitespace() {

@@ -77,7 +77,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let runs = env_usize("RUNS", 5);
     let n = env_usize("INSTANCES", 400);
-    let server = PgServer::start_with(PgOptions { durable: true });
+    let server = PgServer::start_with(PgOptions {
+        durable: true,
+        ..PgOptions::default()
+    });
     let dir = tempfile::tempdir().expect("temp dir");
     let policy = RetryPolicy::default();
     let sqlite: Arc<dyn ForwardQueue> =

@@ -5,19 +5,30 @@ use deadpool_postgres::PoolError;
 use radroute_queue::QueueError;
 use tokio_postgres::error::SqlState;
 
-/// A tokio-postgres error of operation `op`.
+/// A tokio-postgres error of operation `op`, with the causes its own text leaves out (e.g.
+/// "error performing TLS handshake" gains rustls' "invalid peer certificate: UnknownIssuer").
 pub(crate) fn db(op: &'static str, e: tokio_postgres::Error) -> QueueError {
+    let source = with_causes(&e).into();
     if is_transient(&e) {
-        QueueError::Unavailable {
-            op,
-            source: Box::new(e),
-        }
+        QueueError::Unavailable { op, source }
     } else {
-        QueueError::Backend {
-            op,
-            source: Box::new(e),
-        }
+        QueueError::Backend { op, source }
     }
+}
+
+/// `error: cause: cause ...`, skipping a cause whose text the previous one already shows.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// A pool error (no connection within the wait timeout, connect refused, ...).

@@ -33,11 +33,23 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How a test server is configured.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PgOptions {
     /// Keep PostgreSQL's default durability (`fsync=on`, `synchronous_commit=on`) instead of
     /// the fast test settings: for benchmarks whose numbers must mean something.
     pub durable: bool,
+    /// Serve TLS with this certificate and key (PEM; copied next to the data directory with the
+    /// owner and mode PostgreSQL demands); `None`: plain TCP only.
+    pub tls: Option<ServerTls>,
+}
+
+/// The certificate a test server presents when [`PgOptions::tls`] is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTls {
+    /// Certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
 }
 
 /// A running PostgreSQL server in a temporary directory. Dropping it stops the server and
@@ -237,6 +249,14 @@ impl PgServer {
         if !self.options.durable {
             opts.push_str(" -c fsync=off -c full_page_writes=off");
         }
+        if let Some(tls) = &self.options.tls {
+            let (cert, key) = self.install_tls(tls)?;
+            opts.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert.display(),
+                key.display()
+            ));
+        }
         let log = self.log_path();
         let (ok, out) = self.pg_ctl(&["-l", &log.to_string_lossy(), "-o", &opts, "start"]);
         if ok {
@@ -244,6 +264,22 @@ impl PgServer {
         } else {
             Err(format!("{out}\n{}", self.log()))
         }
+    }
+
+    /// Copies the TLS files beside the data directory, owned by the server's user, the key
+    /// readable by it alone (PostgreSQL refuses a key others can read).
+    fn install_tls(&self, tls: &ServerTls) -> Result<(PathBuf, PathBuf), String> {
+        let root = self.data.parent().unwrap_or(&self.data);
+        let (cert, key) = (root.join("server.crt"), root.join("server.key"));
+        for (from, to, mode) in [(&tls.cert, &cert, 0o644), (&tls.key, &key, 0o600)] {
+            std::fs::copy(from, to)
+                .map_err(|e| format!("copy {} to {}: {e}", from.display(), to.display()))?;
+            set_mode(to, mode);
+            if let Some((uid, gid)) = self.owner {
+                chown(to, uid, gid);
+            }
+        }
+        Ok((cert, key))
     }
 
     fn pg_ctl(&self, args: &[&str]) -> (bool, String) {

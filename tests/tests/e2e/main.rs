@@ -15,6 +15,7 @@ mod cluster_drain;
 mod cluster_failover;
 mod cluster_study;
 mod cluster_support;
+mod cluster_tls;
 mod console;
 mod correctness;
 mod crash_recovery;
