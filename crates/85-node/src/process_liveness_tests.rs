@@ -276,17 +276,7 @@ fn an_instance_held_while_its_study_is_routed_is_not_left_behind() {
         Some(Arc::new(BulkyLabeler)),
         "[routing]\nfallback = [\"pacs\"]\n[[routes]]\nscope = \"study\"\ndestinations = [\"pacs\"]\n",
     );
-    let p = Arc::new(Processing {
-        studies: Arc::new(StableAtOnce(MemoryStudies::default())),
-        spool: f.processing.spool.clone(),
-        queue: f.processing.queue.clone(),
-        rules: RwLock::new(f.processing.rules.read().unwrap().clone()),
-        labeler: f.processing.labeler.clone(),
-        wake_forward: f.processing.wake_forward.clone(),
-        handoff: f.processing.handoff.clone(),
-        backlog: f.processing.backlog.clone(),
-        evidence: None,
-    });
+    let p = stable_at_once(&f);
     let records: Vec<InstanceRecord> = (0..3).map(|n| receive(&p, "1.2.6", "CR", n)).collect();
     let done = Arc::new(AtomicBool::new(false));
     let router = {
@@ -311,6 +301,69 @@ fn an_instance_held_while_its_study_is_routed_is_not_left_behind() {
         std::panic::resume_unwind(e);
     }
     assert!(p.studies.held().unwrap().is_empty());
+}
+
+#[test]
+fn a_study_taken_again_leaves_members_already_routed_as_they_are() {
+    // A taker that died mid-route routed some members; the node that takes the study again
+    // gets every member and must neither rewrite the files of those nor route them again.
+    let f = fixture(
+        None,
+        "[routing]\nfallback = [\"pacs\"]\n[[routes]]\nscope = \"study\"\n\
+         destinations = [\"pacs\"]\nset = { StudyDescription = \"STUDY ROUTED\" }\n",
+    );
+    let p = stable_at_once(&f);
+    let first = receive(&p, "1.2.7", "CR", 1);
+    let second = receive(&p, "1.2.7", "CR", 2);
+    p.process_and_route(&first);
+    p.process_and_route(&second);
+    assert_eq!(p.studies.held().unwrap().len(), 2);
+    p.queue
+        .route_instance(
+            &first.id,
+            None,
+            Some("routed by the first taker"),
+            &["pacs".to_string()],
+            UnixMillis::now(),
+        )
+        .unwrap();
+    p.route_stable_studies();
+    let routed_before = p.queue.instance(&first.id).unwrap().unwrap();
+    assert_eq!(
+        routed_before.instance.processing_note.as_deref(),
+        Some("routed by the first taker")
+    );
+    let id: InstanceId = first.id.parse().unwrap();
+    assert!(
+        !p.spool.contains(FileKind::Header, &id).unwrap()
+            && !p.spool.contains(FileKind::Processed, &id).unwrap(),
+        "the study's edits were written into an instance already routed"
+    );
+    let routed_now = p.queue.instance(&second.id).unwrap().unwrap();
+    assert_eq!(routed_now.instance.state, InstanceState::Routed);
+    assert_eq!(routed_now.jobs.len(), 1);
+    let id: InstanceId = second.id.parse().unwrap();
+    assert!(
+        p.spool.contains(FileKind::Header, &id).unwrap()
+            || p.spool.contains(FileKind::Processed, &id).unwrap(),
+        "the study's edit was not written into the member it routed"
+    );
+    assert!(p.studies.held().unwrap().is_empty());
+}
+
+/// The fixture's processing step with study state whose studies are stable at once.
+fn stable_at_once(f: &Fixture) -> Arc<Processing> {
+    Arc::new(Processing {
+        studies: Arc::new(StableAtOnce(MemoryStudies::default())),
+        spool: f.processing.spool.clone(),
+        queue: f.processing.queue.clone(),
+        rules: RwLock::new(f.processing.rules.read().unwrap().clone()),
+        labeler: f.processing.labeler.clone(),
+        wake_forward: f.processing.wake_forward.clone(),
+        handoff: f.processing.handoff.clone(),
+        backlog: f.processing.backlog.clone(),
+        evidence: None,
+    })
 }
 
 /// Study state whose studies are stable as soon as they are observed (the rules allow 1 s at
