@@ -200,6 +200,77 @@ mod tests {
         drop(sink);
     }
 
+    /// Writes into a file (page cache), as the spool's sink does before its commit.
+    struct FileSink(std::fs::File);
+
+    impl DataSetSink for FileSink {
+        fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+            std::io::Write::write_all(&mut self.0, bytes).map_err(|e| e.to_string())
+        }
+    }
+
+    fn file_sink(name: &str) -> FileSink {
+        let path =
+            std::env::temp_dir().join(format!("radroute-stream-{}-{name}", std::process::id()));
+        let file = std::fs::File::create(&path).expect("create");
+        let _ = std::fs::remove_file(&path);
+        FileSink(file)
+    }
+
+    /// The receive task's time for a 10 MB data set in 64 KiB PDVs, write-behind by
+    /// spawn_blocking per 1 MiB chunk (this module) vs one writer thread per data set fed by a
+    /// bounded channel: medians of 21 (ms), printed. Not a pass/fail test.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "measurement: cargo test -p radroute-receive --release -- --ignored --nocapture write_behind_cost"]
+    async fn write_behind_cost() {
+        let data = data(10_000_000);
+        let budget = MemoryBudget::new(64 << 20);
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (mut pooled, mut thread) = (Vec::new(), Vec::new());
+        for n in 0..21 {
+            let t = std::time::Instant::now();
+            let mut stream = DataSetStream::new(file_sink(&format!("p{n}")), budget.reservation());
+            for pdv in data.chunks(65_530) {
+                stream.push(pdv).await;
+            }
+            drop(stream.finish().await.expect("written"));
+            pooled.push(t.elapsed().as_secs_f64() * 1e3);
+
+            let t = std::time::Instant::now();
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
+            let mut sink = file_sink(&format!("t{n}"));
+            let writer = std::thread::spawn(move || {
+                while let Some(chunk) = rx.blocking_recv() {
+                    sink.write(&chunk).expect("write");
+                }
+                sink
+            });
+            let mut pending = Vec::with_capacity(CHUNK);
+            for pdv in data.chunks(65_530) {
+                if pending.len() + pdv.len() > CHUNK {
+                    let full = std::mem::replace(&mut pending, Vec::with_capacity(CHUNK));
+                    tx.send(full).await.expect("send");
+                }
+                pending.extend_from_slice(pdv);
+            }
+            tx.send(pending).await.expect("send");
+            drop(tx);
+            let sink = tokio::task::spawn_blocking(move || writer.join().expect("join"))
+                .await
+                .expect("join");
+            drop(sink);
+            thread.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        println!(
+            "10 MB in 64 KiB PDVs, receive task until all written (median of 21): spawn_blocking per chunk {:.2} ms, writer thread + channel {:.2} ms",
+            median(pooled),
+            median(thread)
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_write_stops_the_stream_and_drops_the_sink() {
         let budget = MemoryBudget::new(64 << 20);
