@@ -94,36 +94,60 @@ impl Processing {
     ) {
         let permits = Arc::new(Semaphore::new(workers.max(1)));
         let in_progress: Arc<Mutex<HashSet<String>>> = Arc::default();
+        // Held instances seen on the last pass: the next read of pending instances reaches
+        // past them.
+        let mut held_last_pass = 0;
         loop {
             if *stop.borrow() {
                 break;
             }
-            let (queue, studies) = (self.queue.clone(), self.studies.clone());
-            let busy_now = in_progress.lock().unwrap_or_else(|e| e.into_inner()).len();
             // Held and in-progress instances are still `received` and come first (oldest):
-            // read past them, so however many wait for their study, the others are seen. The
-            // held ones are read first: one held in between is skipped by `in_progress`.
-            let (held, pending) = tokio::task::spawn_blocking(move || {
-                let held = studies
-                    .held()
-                    .map_err(|e| warn!(error = %e, "cannot read held instances"))
-                    .ok()?;
-                let pending = queue
-                    .pending_processing(PENDING_PAGE + busy_now + held.len())
+            // read past them, so however many wait for their study, the others are seen.
+            let queue = self.queue.clone();
+            let limit = PENDING_PAGE
+                + in_progress.lock().unwrap_or_else(|e| e.into_inner()).len()
+                + held_last_pass;
+            let pending = tokio::task::spawn_blocking(move || {
+                queue
+                    .pending_processing(limit)
                     .map_err(|e| warn!(error = %e, "cannot read pending instances"))
-                    .ok()?;
-                Some((held, pending))
+                    .ok()
             })
             .await
             .ok()
             .flatten()
             .unwrap_or_default();
-            let fresh: Vec<InstanceRecord> = {
-                let busy = in_progress.lock().unwrap_or_else(|e| e.into_inner());
-                pending
-                    .into_iter()
-                    .filter(|r| !busy.contains(&r.id) && !held.contains(&r.id))
-                    .collect()
+            // After the pending ones, in this order: the instances in progress, then the held
+            // ones. A task holds its instance before it leaves `in_progress`, so an instance
+            // read as pending is in one of the two unless nobody has processed it yet.
+            let busy: HashSet<String> = in_progress
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let held = if pending.is_empty() {
+                Some(HashSet::new())
+            } else {
+                let studies = self.studies.clone();
+                tokio::task::spawn_blocking(move || {
+                    studies
+                        .held()
+                        .map_err(|e| warn!(error = %e, "cannot read held instances"))
+                        .ok()
+                })
+                .await
+                .ok()
+                .flatten()
+            };
+            // Held instances unknown (database trouble): process none this pass.
+            let fresh: Vec<InstanceRecord> = match &held {
+                Some(held) => {
+                    held_last_pass = held.len();
+                    pending
+                        .into_iter()
+                        .filter(|r| !busy.contains(&r.id) && !held.contains(&r.id))
+                        .collect()
+                }
+                None => Vec::new(),
             };
             let this = self.clone();
             let _ = tokio::task::spawn_blocking(move || this.route_stable_studies()).await;
