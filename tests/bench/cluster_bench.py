@@ -629,6 +629,10 @@ def failover(a, server, items, profile, res, kill_no):
         t_kill = time.time()
         victim.kill9()
         shutil.rmtree(victim.dir + "/spool", ignore_errors=True)     # its disk is gone too
+        # what the dead victim holds (read after the kill: nothing changes it any more)
+        held = server.sql(db, "SELECT id FROM jobs WHERE state = 'in_flight' AND lease_owner = '%s'" % victim.name)
+        pending = server.sql(db, "SELECT id FROM instances WHERE state = 'received' AND received_by = '%s'"
+                             % victim.name)
         held_jobs = [x for x in held.split("\n") if x]
         pending_ids = [x for x in pending.split("\n") if x]
         row.update(acked_at_kill=sum(len(s.acked_now()) for s in senders), victim_received=dead_received(),
@@ -724,7 +728,7 @@ def table_c(rows, a):
             r.get("stored_twice")))
     ok = [r for r in rows if not r.get("note")]
     lost = sum(r["lost"] for r in ok)
-    out += ["", "Takeover: the first of the victim's in-flight leases or unprocessed instances (snapshot at the kill) "
+    out += ["", "Takeover: the first of the victim's in-flight leases or unprocessed instances (read right after the kill) "
             "that the survivor leased or routed. Jobs the victim had queued (PACS down: between retries) are in "
             "the shared queue and any node sends them when due, without a takeover (last but one column). "
             "Duplicates: instances the PACS received twice. SOPs stored twice: the victim stored an instance "
@@ -834,8 +838,8 @@ def main():
             "loopback TCP; HAProxy %s" % (info["radroute"], subprocess.run(
                 [HAPROXY, "-v"], capture_output=True, text=True).stdout.split("\n")[0]),
             "- corpus: %d × cr-unc (10 MB CR, Explicit VR LE) per measurement, %d repetition(s), median "
-            "(runs in brackets); sink storescp --fork, TCP_NODELAY, PDU 131072 (tests/bench/bench.py)"
-            % (a.count, a.reps)]
+            "(runs in brackets); sink storescp --fork, TCP_NODELAY, PDU 131072 (tests/bench/bench.py); part c: "
+            "%d images per kill from %d retrying senders" % (a.count, a.reps, a.fail_count, a.fail_senders)]
     md = ["\n".join(head)]
     if "a" in parts:
         md.append(table_a(raw, a))
