@@ -2,7 +2,7 @@
 # Cluster mode benchmark (issue 13 "Measure"): builds radroute (release) and runs
 # tests/bench/cluster_bench.py with the project's venv; it starts its own PostgreSQL 15 and HAProxy.
 #   tests/bench/cluster.sh --quick      # smoke run, < 2 min
-#   tests/bench/cluster.sh              # full run: parts a, b, c, 3 repetitions (~25 min on 2 cores)
+#   tests/bench/cluster.sh              # full run: parts a, b, c, 3 repetitions (~15 min on 2 cores)
 # BENCH_NO_BUILD=1 skips the build; every other argument goes to cluster_bench.py (see --help).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -22,7 +22,7 @@ imports unchanged. Medians of --reps repetitions (repetitions outermost).
 
 Usage (from the repository root; tests/bench/cluster.sh builds radroute and picks the venv):
   tests/bench/cluster.sh --quick      # smoke run, < 2 min
-  tests/bench/cluster.sh              # full run (~25 min on 2 cores)
+  tests/bench/cluster.sh              # full run (~15 min on 2 cores)
 Results: <out>/cluster-<UTC time>/{results.md,results.csv,runs/...}.
 """
 import argparse
