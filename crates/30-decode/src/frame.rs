@@ -15,7 +15,7 @@ use dicom_pixeldata::PixelDecoder;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
 use crate::attrs::{opt_u16, req_u16, string_opt, uid_of};
-use crate::{jpeg12, DecodeError};
+use crate::{j2k_reduced, jpeg12, DecodeError};
 
 /// JPEG Extended (Process 2 & 4): 8- or 12-bit lossy JPEG.
 const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
@@ -239,6 +239,32 @@ pub fn decode_frame(
     frame: u32,
 ) -> Result<RawFrame, DecodeError> {
     decode_samples(obj, frame)?.into_raw()
+}
+
+/// Like [`decode_samples`], for an image that will be shrunk until its shorter side is at most
+/// `min_side / 2`: a grayscale JPEG 2000 frame far larger than that is decoded at a reduced
+/// resolution whose shorter side is still at least `min_side` ([`crate::j2k_reduced`]); the
+/// returned module then holds the reduced Rows and Columns. Everything else, and anything the
+/// reduced decode cannot do, is decoded in full by [`decode_samples`].
+pub(crate) fn decode_samples_for_size(
+    obj: &FileDicomObject<InMemDicomObject>,
+    frame: u32,
+    min_side: u32,
+) -> Result<Decoded<'_>, DecodeError> {
+    let m = read_module(obj)?;
+    let Some(reduce) = j2k_reduced::applies(&m, min_side) else {
+        return decode_samples(obj, frame);
+    };
+    if frame >= m.frames || check_end_marker(obj, &m).is_err() {
+        return decode_samples(obj, frame);
+    }
+    let Ok(stream) = jpeg_fragment(obj, &m, frame) else {
+        return decode_samples(obj, frame);
+    };
+    match j2k_reduced::decode(m, &stream, reduce) {
+        Ok(decoded) => Ok(decoded),
+        Err(_) => decode_samples(obj, frame),
+    }
 }
 
 /// Decodes frame `frame` without converting the samples: native pixel data stays borrowed.

@@ -22,6 +22,7 @@ mod error;
 mod file_image;
 mod frame;
 mod gray;
+mod j2k_reduced;
 mod jpeg12;
 mod lut;
 mod open;
@@ -43,11 +44,15 @@ pub use verify::{check_encapsulated, check_frames};
 ///
 /// The same tensor as `preprocess(&decode_display(obj)?)`, computed without the full-size
 /// display image for grayscale integer samples: their display rows go band by band from the
-/// lookup table of step 0 into the resize of step 1.
+/// lookup table of step 0 into the resize of step 1. One exception: a grayscale JPEG 2000 frame
+/// whose shorter side is at least 4 × 224 is decoded at a reduced resolution that keeps at least
+/// 2 × 224 ([`frame::decode_samples_for_size`]): its wavelet low-pass instead of the full image
+/// goes into the same resize, a tensor that differs by a small fraction of the value range and
+/// costs a fraction of the decode.
 pub fn model_input(
     obj: &dicom_object::FileDicomObject<dicom_object::InMemDicomObject>,
 ) -> Result<Vec<f32>, DecodeError> {
-    let decoded = frame::decode_samples(obj, 0)?;
+    let decoded = frame::decode_samples_for_size(obj, 0, 2 * preprocess::SIZE)?;
     let resized = match table::DisplayTable::build(obj, &decoded) {
         Some(table) => table?.0.resized(preprocess::SIZE)?,
         None => {

@@ -300,10 +300,61 @@ fn compare(obj: &Obj) -> Result<(), String> {
     }
     let input = model_input(obj);
     let reference = decode_display(obj).map(|img| preprocess(&img));
+    if reduced_j2k(obj) {
+        // decoded at a reduced resolution for the model (j2k_reduced.rs): close, not equal
+        return match (&input, &reference) {
+            (Ok(a), Ok(b)) => close(a, b),
+            _ if outcome(&input, |v| bits(v)) == outcome(&reference, |v| bits(v)) => Ok(()),
+            _ => Err("model_input fails where preprocess(decode_display) does not".into()),
+        };
+    }
     if outcome(&input, |v| bits(v)) != outcome(&reference, |v| bits(v)) {
         return Err("model_input differs from preprocess(decode_display)".into());
     }
     Ok(())
+}
+
+/// A grayscale JPEG 2000 object at least 4 × 224 on its shorter side: `model_input` decodes it
+/// at a reduced resolution.
+fn reduced_j2k(obj: &Obj) -> bool {
+    let ts = obj.meta().transfer_syntax().trim_end_matches('\0');
+    let j2k = [
+        "1.2.840.10008.1.2.4.90",
+        "1.2.840.10008.1.2.4.91",
+        "1.2.840.10008.1.2.4.201",
+    ];
+    let get = |tag| obj.element(tag).ok().and_then(|e| e.to_int::<u32>().ok());
+    let short = get(tags::ROWS)
+        .zip(get(tags::COLUMNS))
+        .map(|(r, c)| r.min(c));
+    let spp = get(tags::SAMPLES_PER_PIXEL).unwrap_or(1);
+    j2k.contains(&ts) && spp == 1 && short.is_some_and(|s| s >= 4 * 224)
+}
+
+/// The model inputs of a reduced and a full decode: the same shape, mean absolute difference
+/// under 0.02 and 99 % of the values within 0.25 (normalised units, the range is about 4.5;
+/// a few values at sharp edges, e.g. a collimator's, move more).
+fn close(a: &[f32], b: &[f32]) -> Result<(), String> {
+    if a.len() != b.len() {
+        return Err(format!("{} vs {} values", a.len(), b.len()));
+    }
+    let mut diff: Vec<f32> = a.iter().zip(b).map(|(x, y)| (x - y).abs()).collect();
+    let mean = diff.iter().sum::<f32>() / diff.len().max(1) as f32;
+    diff.sort_by(f32::total_cmp);
+    let p99 = diff[diff.len() * 99 / 100];
+    let max = diff.last().copied().unwrap_or(0.0);
+    let over = diff.iter().filter(|d| **d > 0.5).count();
+    eprintln!(
+        "reduced JPEG 2000: mean |diff| {mean:.4}, p99 {p99:.4}, max {max:.4}, {over} of {} over 0.5",
+        diff.len()
+    );
+    if mean < 0.02 && p99 < 0.25 {
+        Ok(())
+    } else {
+        Err(format!(
+            "reduced decode too far off: mean |diff| {mean:.4}, p99 {p99:.4}"
+        ))
+    }
 }
 
 #[test]
