@@ -5,10 +5,9 @@
 //! (`[spool] dead_letter_retention_secs`) fails with the queue's error, and a dropped job's
 //! files are purged after `[spool] retention_secs`.
 
-use std::time::Duration;
 
 use radroute_queue::{ForwardQueue, JobFilter, JobState, SqliteQueue, UnixMillis};
-use radroute_queue_pg::{PgQueueOptions, PostgresQueue};
+use radroute_queue_pg::PostgresQueue;
 
 use crate::cli::QueueAction;
 use radroute_config::Config;
@@ -19,9 +18,7 @@ use radroute_config::Config;
 pub fn open(cfg: &Config) -> Result<Box<dyn ForwardQueue>, String> {
     if let Some(cluster) = &cfg.cluster {
         let pg = radroute_node::cluster::pg_config(cfg, cluster).map_err(|e| e.to_string())?;
-        let mut options = PgQueueOptions::new(cluster.node_id());
-        options.policy = cfg.retry_policy();
-        options.takeover_after = Duration::from_secs(cluster.takeover_after_secs);
+        let options = radroute_node::cluster::queue_options(cfg, cluster);
         let queue = PostgresQueue::connect(&pg, options).map_err(|e| {
             format!(
                 "cannot open the cluster queue {}: {e}",

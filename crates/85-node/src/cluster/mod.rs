@@ -73,6 +73,15 @@ pub fn pg_config(cfg: &Config, cluster: &ClusterConfig) -> Result<PgConfig, Node
     Ok(pg)
 }
 
+/// The queue settings of this node in the cluster (its id, the retry policy, the takeover
+/// time): one place for the node's start-up and the operator commands.
+pub fn queue_options(cfg: &Config, cluster: &ClusterConfig) -> PgQueueOptions {
+    let mut options = PgQueueOptions::new(cluster.node_id());
+    options.policy = cfg.retry_policy();
+    options.takeover_after = Duration::from_secs(cluster.takeover_after_secs);
+    options
+}
+
 fn db_err(cluster: &ClusterConfig, e: impl std::fmt::Display) -> NodeError {
     NodeError::Config(format!("cluster database {}: {e}", cluster.redacted_url()))
 }
@@ -102,9 +111,7 @@ pub async fn open(cfg: &Config, cluster: &ClusterConfig) -> Result<Cluster, Node
     let pool = pg.pool().map_err(|e| db_err(cluster, e))?;
     migrate(cluster, &pool).await?;
     let node_id = cluster.node_id();
-    let mut options = PgQueueOptions::new(node_id.clone());
-    options.policy = cfg.retry_policy();
-    options.takeover_after = Duration::from_secs(cluster.takeover_after_secs);
+    let options = queue_options(cfg, cluster);
     let handle = tokio::runtime::Handle::current();
     let queue = {
         let (pool, handle, pg) = (pool.clone(), handle.clone(), pg.clone());
