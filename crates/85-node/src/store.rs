@@ -26,6 +26,7 @@ use tokio::sync::Notify;
 use tracing::warn;
 
 use super::handoff::Handoff;
+use super::telemetry::record;
 use radroute_dataset::attr::text;
 
 /// Implementation Class UID radroute writes into the file meta of spooled files (2.25 UUID form).
@@ -204,6 +205,9 @@ fn store_blocking(
     instance: IncomingInstance,
     streamed: Option<Streamed<SpoolSink>>,
 ) -> StoreResult {
+    // Where the time after the last byte goes (radroute_stage_seconds): parse and checks, the
+    // durable write (its rest, with write-behind), the queue row.
+    let started = std::time::Instant::now();
     if min_free > 0 {
         match spool.free_bytes() {
             Ok(free) if free < min_free => {
@@ -245,6 +249,7 @@ fn store_blocking(
             );
         }
     };
+    record::stage("store_parse", started.elapsed().as_secs_f64());
     // Held to the end of the store: the next deflated data set waits for this one's object.
     let _inflating = received.inflating;
     let (mut obj, native) = (received.object, received.native);
@@ -312,6 +317,8 @@ fn store_blocking(
     };
     // Cluster mode: bytes and queue row in one transaction, committed before the answer.
     // Single node: the spool file (fsynced), then the queue row below.
+    let writing = std::time::Instant::now();
+    let write_behind = put.is_some();
     let stored = match ingest {
         Some(ingest) => ingest
             .ingest(&id, &[&header, &data], &row)
@@ -329,6 +336,14 @@ fn store_blocking(
         warn!(error = %e, sop_instance_uid = %instance.sop_instance_uid, "spool write failed");
         return StoreResult::failure(Status::OUT_OF_RESOURCES, format!("cannot store: {e}"));
     }
+    record::stage(
+        if write_behind {
+            "store_write_rest"
+        } else {
+            "store_write"
+        },
+        writing.elapsed().as_secs_f64(),
+    );
     // Read before the object moves on; sent only once the instance is acknowledged.
     let audited = audit.is_sending().then(|| {
         (
@@ -362,6 +377,7 @@ fn store_blocking(
     // Offered before the queue commit makes the instance visible to the processing step
     // (single node; after an ingest's commit, a processing step that is quicker than the
     // offer reads the store's local copy instead).
+    let queueing = std::time::Instant::now();
     let offered = handoff.offer(id.as_str(), obj.with_exact_meta(meta), held);
     if ingest.is_some() {
         // Already committed with the bytes.
@@ -375,6 +391,7 @@ fn store_blocking(
         metrics::counter!("radroute_store_refused_total", "reason" => "queue_error").increment(1);
         return StoreResult::failure(Status::OUT_OF_RESOURCES, format!("cannot queue: {e}"));
     }
+    record::stage("store_queue", queueing.elapsed().as_secs_f64());
     metrics::counter!("radroute_bytes_received_total").increment(bytes);
     if let Some((peer, instance)) = audited {
         audit.instance_received(&peer, &instance);
