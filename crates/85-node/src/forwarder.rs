@@ -1,6 +1,8 @@
 //! Forward workers, `associations` per destination: lease a batch, send it over an association
 //! kept open while batches keep coming, record each outcome. A slow or dead destination only
-//! ever delays its own jobs.
+//! ever delays its own jobs. The workers of a destination share its [`Gate`]: a worker opens an
+//! association only when the destination takes one more (learned, at most `associations`) and no
+//! sibling lingers idle, and lets its association go when a sibling waits for the destination.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +11,9 @@ use radroute_forward::{retry_all, Destination, Outgoing, SendOutcome, Session};
 use radroute_queue::{ForwardQueue, JobState, Outcome, UnixMillis};
 use radroute_spool::{FileKind, InstanceId, InstanceStore, SpoolError};
 use tokio::sync::{watch, Notify};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
+
+use crate::forward_gate::{Gate, Permit};
 
 /// Longest sleep between queue polls when nothing is due.
 const IDLE_POLL: Duration = Duration::from_secs(2);
@@ -21,11 +25,13 @@ const IDLE_POLL: Duration = Duration::from_secs(2);
 /// one uses the new settings.
 ///
 /// An association stays open after a batch while more jobs come within the destination's
-/// linger time and fit its presentation contexts.
+/// linger time and fit its presentation contexts, unless `gate` asks for it (a sibling waits
+/// for a destination that serves fewer associations than are open).
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     slot: usize,
     mut dest_rx: watch::Receiver<Option<Destination>>,
+    gate: Arc<Gate>,
     queue: Arc<dyn ForwardQueue>,
     spool: Arc<dyn InstanceStore>,
     batch_size: usize,
@@ -35,6 +41,9 @@ pub async fn run(
     audit: Arc<radroute_audit::Audit>,
 ) {
     let mut session: Option<Session> = None;
+    // The gate's slot of this worker's association: held while it opens and stays open.
+    let mut permit: Option<Permit> = None;
+    let mut gate_rx = gate.subscribe();
     loop {
         let dest = dest_rx.borrow_and_update().clone();
         let dest = match dest {
@@ -46,6 +55,31 @@ pub async fn run(
         };
         if session.as_ref().is_some_and(|s| s.destination() != &dest) {
             close(&mut session).await;
+        }
+        if session.is_some() && (permit.is_none() || gate.should_release()) {
+            debug!(destination = %dest.name, "releasing the association for a sibling");
+            close(&mut session).await;
+        }
+        if session.is_none() {
+            // Let the slot go first: this worker competes for it again like its siblings.
+            permit = None;
+            let notified = wake.notified();
+            gate_rx.borrow_and_update();
+            match gate.try_acquire() {
+                Some(p) => permit = Some(p),
+                None => {
+                    // The destination takes no more associations now, or a sibling's idle one
+                    // will take the work: wait for that to change (or new jobs, or a while).
+                    tokio::select! {
+                        _ = notified => {}
+                        _ = gate_rx.changed() => {}
+                        _ = tokio::time::sleep(IDLE_POLL) => {}
+                        _ = stop.changed() => {}
+                        _ = dest_rx.changed() => {}
+                    }
+                    continue;
+                }
+            }
         }
         let q = queue.clone();
         let name = dest.name.clone();
@@ -62,7 +96,17 @@ pub async fn run(
         if jobs.is_empty() {
             // Register interest before looking further so a wake-up in between is kept.
             let notified = wake.notified();
-            let sleep = if session.is_some() {
+            let lingering = session.is_some();
+            if lingering {
+                if let Some(p) = permit.as_mut() {
+                    p.set_idle(true);
+                }
+            } else {
+                // Nothing to open an association for: the slot goes back.
+                permit = None;
+            }
+            gate_rx.borrow_and_update();
+            let sleep = if lingering {
                 dest.linger
             } else {
                 let q = queue.clone();
@@ -81,7 +125,12 @@ pub async fn run(
                 _ = tokio::time::sleep(sleep) => false,
                 _ = stop.changed() => true,
                 _ = dest_rx.changed() => true,
+                // A sibling may be waiting for this association to go (looked at above).
+                _ = gate_rx.changed(), if lingering => true,
             };
+            if let Some(p) = permit.as_mut() {
+                p.set_idle(false);
+            }
             if !woken {
                 // Idle for the linger time: let the association go.
                 close(&mut session).await;
@@ -128,11 +177,17 @@ pub async fn run(
                 Err(reason) => unavailable.push(Some(reason)),
             }
         }
+        if jobs.len() >= batch_size.max(1) {
+            if let Some(p) = permit.as_ref() {
+                // More may be waiting: a sibling may open an association beside this one.
+                p.full_batch();
+            }
+        }
         let started = std::time::Instant::now();
-        let mut sent = if outgoing.is_empty() {
-            Vec::new()
-        } else {
-            send(&mut session, &dest, &outgoing).await
+        let mut sent = match permit.as_mut() {
+            _ if outgoing.is_empty() => Vec::new(),
+            Some(p) => send(&mut session, p, &dest, &outgoing).await,
+            None => retry_all(&outgoing, "no association slot"),
         }
         .into_iter();
         let outcomes: Vec<SendOutcome> = unavailable
@@ -202,11 +257,13 @@ pub async fn run(
     }
 }
 
-/// Sends `outgoing` over the open session when it fits, else over a new one. A reused
-/// association that turns out closed before the destination answered anything (a destination
-/// that drops idle associations) is replaced once, so the batch is not counted as a failure.
+/// Sends `outgoing` over the open session when it fits, else over a new one opened under
+/// `permit`. A reused association that turns out closed before the destination answered
+/// anything (a destination that drops idle associations) is replaced once, so the batch is not
+/// counted as a failure.
 async fn send(
     session: &mut Option<Session>,
+    permit: &mut Permit,
     dest: &Destination,
     outgoing: &[Outgoing],
 ) -> Vec<SendOutcome> {
@@ -219,7 +276,7 @@ async fn send(
     let mut reused = session.is_some();
     loop {
         if session.is_none() {
-            match Session::open(dest, outgoing).await {
+            match permit.open(open_bounded(dest, outgoing)).await {
                 Ok(s) => {
                     crate::reachability::mark(&dest.name, true);
                     *session = Some(s)
@@ -246,6 +303,24 @@ async fn send(
         info!(destination = %dest.name, "idle association was closed by the destination; opening a new one");
         reused = false;
     }
+}
+
+/// Opens an association for `outgoing`, given up after the destination's connect and I/O
+/// timeouts together (however the association library applies them).
+async fn open_bounded(
+    dest: &Destination,
+    outgoing: &[Outgoing],
+) -> Result<Session, radroute_forward::ForwardError> {
+    let bound = dest.connect_timeout + dest.io_timeout;
+    tokio::time::timeout(bound, Session::open(dest, outgoing))
+        .await
+        .unwrap_or_else(|_| {
+            Err(radroute_forward::ForwardError::Association {
+                destination: dest.name.clone(),
+                address: dest.address.clone(),
+                reason: format!("no answer within {} ms", bound.as_millis()),
+            })
+        })
 }
 
 /// What an audit message says about a job's instance (the queue keeps no patient data).

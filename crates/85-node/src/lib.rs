@@ -15,6 +15,8 @@ mod classify;
 pub mod cluster;
 mod edits;
 mod evidence;
+mod forward_gate;
+mod forward_limit;
 mod forwarder;
 mod handoff;
 pub mod inspect;
@@ -355,6 +357,7 @@ impl Node {
             workers: ForwardWorkers {
                 senders: HashMap::new(),
                 running: HashMap::new(),
+                gates: HashMap::new(),
                 queue: queue.clone(),
                 spool: spool.clone(),
                 batch_size: cfg.queue.batch_size,
@@ -489,6 +492,8 @@ struct ForwardWorkers {
     senders: HashMap<String, watch::Sender<Option<radroute_forward::Destination>>>,
     /// Worker slots started per destination (a slot at or past `associations` stops itself).
     running: HashMap<String, usize>,
+    /// The association limit each destination's workers share (forward_gate.rs).
+    gates: HashMap<String, Arc<forward_gate::Gate>>,
     queue: Arc<dyn ForwardQueue>,
     spool: Arc<dyn InstanceStore>,
     batch_size: usize,
@@ -532,6 +537,7 @@ impl ForwardWorkers {
             keep
         });
         self.running.retain(|name, _| names.contains(name));
+        self.gates.retain(|name, _| names.contains(name));
     }
 
     /// Starts the workers `dest` lacks: slots from those already running up to its
@@ -544,8 +550,15 @@ impl ForwardWorkers {
         let Some(tx) = self.senders.get(&dest.name) else {
             return;
         };
+        let gate = self
+            .gates
+            .entry(dest.name.clone())
+            .or_insert_with(|| forward_gate::Gate::new(&dest.name, dest.associations))
+            .clone();
+        gate.set_max(dest.associations);
         let running = self.running.entry(dest.name.clone()).or_insert(0);
         for slot in *running..dest.associations {
+            let gate = gate.clone();
             // A worker that panics is started again (its leases are released by the watchdog).
             let (dest_rx, queue, spool) = (tx.subscribe(), self.queue.clone(), self.spool.clone());
             let (wake, wake_purge, stop) = (
@@ -559,6 +572,7 @@ impl ForwardWorkers {
                 forwarder::run(
                     slot,
                     dest_rx.clone(),
+                    gate.clone(),
                     queue.clone(),
                     spool.clone(),
                     batch_size,

@@ -19,6 +19,14 @@ pub const BYTES_RECEIVED: &str = "radroute_bytes_received_total";
 pub const STORE_REFUSED: &str = "radroute_store_refused_total";
 /// Forward attempts by `destination` and `outcome` (`delivered`, `retry`, `dead`). Counter.
 pub const FORWARD: &str = "radroute_forward_total";
+/// Associations a destination serves at once as learned by its forward workers (at most its
+/// `associations`), by `destination`. Gauge (node/forward_gate.rs).
+pub const FORWARD_ASSOCIATIONS_LIMIT: &str = "radroute_forward_associations_limit";
+/// Forward associations open or opening, by `destination`. Gauge (node/forward_gate.rs).
+pub const FORWARD_ASSOCIATIONS_OPEN: &str = "radroute_forward_associations_open";
+/// Association openings that waited past their patience while others to the same destination
+/// were open (the destination serves fewer at once), by `destination`. Counter.
+pub const FORWARD_ASSOCIATION_STALLS: &str = "radroute_forward_association_stalls_total";
 /// Studies routed by study-scope routes. Counter.
 pub const STUDIES_ROUTED: &str = "radroute_studies_routed_total";
 /// Configuration reloads (SIGHUP). Counter.
@@ -106,6 +114,18 @@ fn describe() {
     describe_counter!(
         FORWARD,
         "Forward attempts by destination and outcome (delivered, retry, dead)"
+    );
+    describe_gauge!(
+        FORWARD_ASSOCIATIONS_LIMIT,
+        "Associations a destination serves at once, as learned (at most its associations)"
+    );
+    describe_gauge!(
+        FORWARD_ASSOCIATIONS_OPEN,
+        "Forward associations open or opening, by destination"
+    );
+    describe_counter!(
+        FORWARD_ASSOCIATION_STALLS,
+        "Association openings not answered promptly while others to the destination were open"
     );
     describe_counter!(STUDIES_ROUTED, "Studies routed by study-scope routes");
     describe_counter!(CONFIG_RELOADS, "Configuration reloads (SIGHUP)");

@@ -21,6 +21,7 @@ mod correctness;
 mod crash_recovery;
 mod env_override;
 mod first_hour;
+mod forward_single_association;
 mod hostile_data_sets;
 mod hostile_peers;
 mod implicit_destination;
