@@ -9,6 +9,8 @@ One run measures, on the same corpus and the same machine, every combination of
                c  storescu -> Orthanc + Lua OnStoredInstance/SendToModality -> storescp
                d  storescu -> radroute, classification on  -> storescp
                e  storescu -> radroute, classification off -> storescp
+               a1 b1 s1 c1 d1 e1: the same chains into a sink that serves one association at a time
+                  (storescp without --fork, like many small PACS and workstations; issue 14)
   corpora      cr-unc     synthetic 2000x2500 12-bit CR/DX, Explicit VR Little Endian (gen_corpus.py)
                cr-jpegll  the same, JPEG lossless SV1 (compress_corpus.sh)
                cr-rle     the same, RLE lossless (compress_corpus.sh)
@@ -17,12 +19,13 @@ One run measures, on the same corpus and the same machine, every combination of
 
 and reports images/s, MB/s, p50/p99 send-to-arrival latency, peak RSS of the router, d and e as
 ratios against a, b and c, and the targets of issue 6. The sink is the same storescp (writing
-files, --fork) for every path. Method: tests/bench/README.md and docs/performance.md.
+files, --fork) for every path but the *1 ones (the same storescp without --fork). Method: tests/bench/README.md and docs/performance.md.
 
 Usage (from the repository root; tests/bench/run.sh builds radroute and picks the venv):
   .venv/bin/python tests/bench/bench.py                       # full run (~20 min on 2 cores)
   .venv/bin/python tests/bench/bench.py --quick               # smoke: 10 images, 1 association, cr-unc
   .venv/bin/python tests/bench/bench.py --count 100 --conc 1 --corpora cr-unc --paths a,b,d,e
+  .venv/bin/python tests/bench/bench.py --count 60 --conc 1 --corpora cr-unc --paths a,b,d,e,a1,b1,d1,e1
 Results: <out>/results-<UTC time>/{results.md,results.csv,runs/...}; <out>/latest points there.
 Needs: dcmtk (storescu, storescp, dcmodify), Orthanc for path c, pydicom, radroute built
 (--radroute), ONNX Runtime for path d (--ort-dylib or ORT_DYLIB_PATH).
@@ -64,7 +67,19 @@ PATHS = {
     "d": "radroute, classification on",
     "e": "radroute, classification off",
 }
+for _p in list(PATHS):
+    PATHS[_p + "1"] = PATHS[_p] + ", one-association sink"
 CORPORA = ["cr-unc", "cr-jpegll", "cr-rle", "samples"]
+
+
+def base(path):
+    """The chain of a path: a1 is a into the one-association sink."""
+    return path[0]
+
+
+def single_sink(path):
+    """True for the paths into the sink that serves one association at a time (no --fork)."""
+    return path.endswith("1")
 
 
 def log(msg):
@@ -312,7 +327,7 @@ class Router:
         self.proc, self.info = None, {}
 
     def start(self):
-        getattr(self, "start_" + self.path)()
+        getattr(self, "start_" + base(self.path))()
 
     def start_a(self):
         self.port, self.aet = self.ports["sink"], "SINK"
@@ -417,7 +432,7 @@ class Router:
         pid = self.proc.pid
         self.info["hwm"] = proc_status(pid, "VmHWM")
         self.info["cpu_s"] = proc_cpu_s(pid)
-        if self.path in "de":
+        if base(self.path) in "de":
             try:
                 m = http_get(self.ports["admin"], "/metrics")
                 open(os.path.join(self.dir, "metrics.txt"), "w").write(m)
@@ -510,8 +525,10 @@ def measure(a, corpus, items, profile, path, conc, run_dir, ports):
     sink_dir = os.path.join(run_dir, "sink")
     os.makedirs(sink_dir)
     sink_log = os.path.join(run_dir, "sink-events.log")
+    # the same storescp for every path; without --fork it serves one association at a time
+    fork = [] if single_sink(path) else ["--fork"]
     sink = spawn([STORESCP, "-lc", dcmtk_logcfg(os.path.join(run_dir, "sink-log.cfg"), sink_log),
-                  "-aet", "SINK", "-xf", profile, "Sink", "--fork", "-pdu", PDU, "-dhl", "-fe", ".dcm", "-od", sink_dir,
+                  "-aet", "SINK", "-xf", profile, "Sink"] + fork + ["-pdu", PDU, "-dhl", "-fe", ".dcm", "-od", sink_dir,
                   str(ports["sink"])], os.path.join(run_dir, "sink.out"))
     router = Router(a, path, run_dir, ports, profile, conc)
     row = dict(corpus=corpus, path=path, conc=conc, offered=len(items))
@@ -523,7 +540,7 @@ def measure(a, corpus, items, profile, path, conc, run_dir, ports):
             sampler = RssSampler(router.proc.pid)
             sampler.start()
         perf = None
-        if a.perf and path in "de":
+        if a.perf and base(path) in "de":
             # diagnostic only: perf's sampling costs CPU, so --perf runs are not results of record
             perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "499", "-g", "-o",
                                      os.path.join(run_dir, "perf.data"), "-p", str(router.proc.pid)],
@@ -603,7 +620,7 @@ def measure(a, corpus, items, profile, path, conc, run_dir, ports):
             row["router_cpu_s"] = round(router.info["cpu_s"], 2) if router.info.get("cpu_s") is not None else None
         if "metrics" in router.info:
             row.update(radroute_metrics(router.info["metrics"]))
-        if path in "de":
+        if base(path) in "de":
             row.update(radroute_log_timings(os.path.join(run_dir, "radroute.log")))
         return row
     finally:
@@ -636,6 +653,12 @@ def radroute_metrics(text):
             out["stage_%s_n" % st] = int(counts[st])
     out["labelled"] = int(labels)
     out["abstained"] = int(abst)
+    # issue 14: the forward associations radroute learned the sink serves, and the openings that
+    # stalled beside a sibling (one per learning, on a one-association sink)
+    for line in text.splitlines():
+        m = re.match(r"radroute_forward_(associations_limit|association_stalls_total)\{[^}]*\} ([0-9.eE+-]+)", line)
+        if m:
+            out["forward_" + m.group(1)] = int(float(m.group(2)))
     return out
 
 
@@ -681,7 +704,7 @@ def tables(rows, a):
                 continue
             ack = r["accepted"] / r["ack_seconds"] if r.get("ack_seconds") else None
             lab = ("%s (%s / %s)" % (r.get("stage_classify_n", 0), r["labelled"], r["abstained"])
-                   if r["path"] in "de" and "labelled" in r else "")
+                   if base(r["path"]) in "de" and "labelled" in r else "")
             md.append("| %s | %s %s | %s/%s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 r["conc"], r["path"], PATHS[r["path"]], r["delivered"], r["offered"], fmt(r["images_per_s"]),
                 fmt(r["mb_per_s"]), fmt(ack), fmt(r["p50_ms"], 0), fmt(r["p99_ms"], 0),
@@ -705,6 +728,19 @@ def tables(rows, a):
                 continue
             md.append("| %s | %d | %s |" % (corpus, n, " | ".join(
                 fmt(ratio(corpus, n, x, y), 2) for x in "de" for y in "absc")))
+    if any(single_sink(p) for p in a.paths):
+        # issue 14: into a one-association sink against the same chain into the forking one
+        md += ["", "### One-association sink (images/s ratios; X1 = path X into storescp without --fork)", "",
+               "| corpus | conc | a1/a | b1/b | d1/d | e1/e | d1/b1 | d1/b | e1/b1 | d/b |",
+               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        pairs = [("a1", "a"), ("b1", "b"), ("d1", "d"), ("e1", "e"), ("d1", "b1"), ("d1", "b"), ("e1", "b1"),
+                 ("d", "b")]
+        for corpus in a.corpora:
+            for n in a.conc:
+                if not any(k[0] == corpus and k[1] == n for k in key):
+                    continue
+                md.append("| %s | %d | %s |" % (corpus, n, " | ".join(
+                    fmt(ratio(corpus, n, x, y), 2) for x, y in pairs)))
     # targets of issue 6
     md += ["", "### Targets (issue 6)", "", "| target | measured | verdict |", "|---|---|---|"]
 
@@ -727,10 +763,14 @@ def tables(rows, a):
         return min(rs) if rs else None
     target("d ≥ 2× b (faster of b, s), cr-unc", [("c=%d" % n, vs_relay(n)) for n in a.conc], lambda v: v >= 2)
     target("e ≥ 0.9× a, cr-unc", [("c=%d" % n, ratio("cr-unc", n, "e", "a")) for n in a.conc], lambda v: v >= 0.9)
+    target("d1 ≥ 0.9× d (one-association sink, issue 14), cr-unc",
+           [("c=%d" % n, ratio("cr-unc", n, "d1", "d")) for n in a.conc], lambda v: v >= 0.9)
+    target("d1 ≥ 33 images/s, cr-unc", [("c=%d" % n, get("cr-unc", n, "d1", "images_per_s")) for n in a.conc],
+           lambda v: v >= 33)
     target("p99 ≤ 1 s at 8 associations (d, e; ms)",
            [("%s %s" % (c, p), get(c, 8, p, "p99_ms")) for c in a.corpora for p in "de"], lambda v: v <= 1000)
     target("peak RSS ≤ 500 MB (d, e; MB)",
-           [("max", max([r["peak_rss_mb"] for r in rows if r["path"] in "de" and r.get("peak_rss_mb")], default=None))],
+           [("max", max([r["peak_rss_mb"] for r in rows if base(r["path"]) in "de" and r.get("peak_rss_mb")], default=None))],
            lambda v: v <= 500)
     return "\n".join(md)
 
@@ -760,7 +800,7 @@ def main():
     ap.add_argument("--count", type=int, default=100, help="images per synthetic corpus (default 100)")
     ap.add_argument("--conc", default="1,4,8", help="concurrent associations, list (default 1,4,8)")
     ap.add_argument("--corpora", default=",".join(CORPORA), help="list of " + ",".join(CORPORA))
-    ap.add_argument("--paths", default="a,b,s,c,d,e", help="list of a,b,s,c,d,e (see above)")
+    ap.add_argument("--paths", default="a,b,s,c,d,e", help="list of a,b,s,c,d,e and a1,b1,s1,c1,d1,e1 (see above)")
     ap.add_argument("--reps", type=int, default=3, help="repeat each measurement (default 3); the table shows "
                     "the repetition with the median images/s")
     ap.add_argument("--quick", action="store_true", help="smoke run: --count 10 --conc 1 --corpora cr-unc")
@@ -819,7 +859,7 @@ def main():
                 while fh.read(1 << 22):
                     pass
     d_ok, d_why = (True, "")
-    if "d" in a.paths:
+    if any(base(p) == "d" for p in a.paths):
         d_ok, d_why = classify_wired(a)
         if not d_ok:
             log("NOT MEASURED: path d, classification not wired yet (%s)" % d_why)
@@ -838,7 +878,7 @@ def main():
             items, profile = corpora[corpus]
             for conc in a.conc:
                 for path in a.paths:
-                    if path == "d" and not d_ok:
+                    if base(path) == "d" and not d_ok:
                         continue
                     ports, n_run = free_ports(a.base_port, n_run)
                     run_dir = os.path.join(res, "runs", "%s-c%d-%s-r%d" % (corpus, conc, path, rep))
@@ -861,7 +901,7 @@ def main():
         for conc in a.conc:
             for path in a.paths:
                 reps = [r for r in raw if (r["corpus"], r["conc"], r["path"]) == (corpus, conc, path)]
-                if path == "d" and not d_ok:
+                if base(path) == "d" and not d_ok:
                     rows.append(dict(corpus=corpus, conc=conc, path=path, offered=len(corpora[corpus][0]),
                                      note="NOT MEASURED: classification not wired yet"))
                     continue
@@ -886,7 +926,7 @@ def main():
                 "%s %d files %.0f MB" % (c, len(corpora[c][0]), sum(i["size"] for i in corpora[c][0]) / 1e6)
                 for c in a.corpora)),
             "- TCP_NODELAY=1 for dcmtk and Orthanc; PDU 131072 for dcmtk and Orthanc, radroute defaults;"
-            " sink: storescp --fork writing files (accepts the corpus's syntaxes); latency: sender's \"Sending file\" to sink's"
+            " sink: storescp --fork writing files (paths X1: the same storescp without --fork) (accepts the corpus's syntaxes); latency: sender's \"Sending file\" to sink's"
             " \"storing DICOM file\", matched by SOP Instance UID"]
     md = "\n".join(head) + "\n" + tables(rows, a) + "\n"
     open(os.path.join(res, "results.md"), "w").write(md)

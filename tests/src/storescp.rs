@@ -1,5 +1,9 @@
 //! dcmtk storescp as a destination sink: accepts every transfer syntax (`+xa`) and writes
 //! `<modality>.<SOPInstanceUID>` files into its folder.
+//!
+//! Started without `--fork` (unless the arguments add it), it serves one association at a time,
+//! like many small PACS and workstations: a second association waits unanswered in its listen
+//! backlog until the first is released (tests/tests/e2e/forward_single_association.rs).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
