@@ -98,6 +98,28 @@ pub(crate) fn decode(
 mod tests {
     use super::levels_to_drop;
 
+    /// The daemon's case: a 2048×2500 lossless CR (a shared sample) reaches the model input
+    /// decoded at 1/4, 512×625.
+    #[test]
+    fn a_large_jpeg_2000_frame_is_decoded_at_a_quarter() {
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(
+            "../../../shared/data/dicom-samples/good/22_CR_hand_J2KLossless_MONO2_12u_SOTquirk.dcm",
+        );
+        if !path.exists() {
+            assert!(
+                std::env::var_os("RADROUTE_ALLOW_SKIP").is_some(),
+                "shared DICOM samples not found (set RADROUTE_ALLOW_SKIP=1 to skip)"
+            );
+            eprintln!("shared DICOM samples not found; skipping");
+            return;
+        }
+        let obj = crate::open_dicom(&path).expect("sample opens");
+        let d = crate::frame::decode_samples_for_size(&obj, 0, 448).expect("decodes");
+        assert_eq!((d.m.cols, d.m.rows), (512, 625));
+        let input = crate::model_input(&obj).expect("model input");
+        assert_eq!(input.len(), 3 * 224 * 224);
+    }
+
     #[test]
     fn keeps_at_least_the_asked_side() {
         // 2048×2500 CR, model input 224, keep ≥ 448: 1/4 → 512×625
