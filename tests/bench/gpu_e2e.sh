@@ -19,15 +19,25 @@
 # .gpu/bundle, ignored by git; keep it under the 64 MiB the device tool carries):
 #   bin/radroute[.xz]                      the release binary (else target/release/radroute, else
 #                                          `cargo build --release -p radroute` where cargo exists)
-#   dcmtk/bin/{storescu,storescp,dcmodify}, dcmtk/lib/*.so*, dcmtk/dicom.dic   (--make-bundle)
-#   site/pydicom                           the pure-Python pydicom of .venv (--make-bundle)
+#   dcmtk.tar.xz: bin/{storescu,storescp,dcmodify}, lib/*.so*, dicom.dic       (--make-bundle)
+#   site.tar.xz: pydicom/                  the pure-Python pydicom of .venv (--make-bundle)
+#   peers/gen_corpus.py                    bench.py's corpus generator from ../shared/peers, which
+#                                          does not travel with the working tree (--make-bundle)
 #   onnxruntime/capi/libonnxruntime.so.1.*, libonnxruntime_providers_shared.so,
 #   libonnxruntime_providers_cuda.so       (each may be .xz/.zst; the same files as
 #                                          tests/bench/gpu_classify.sh's bundle: the lead copies
 #                                          them from an `onnxruntime-gpu` wheel, which --make-bundle
 #                                          does not download)
 # Where these exist on the machine itself (dcmtk in /usr/bin, pydicom importable, .venv-gpu with
-# onnxruntime-gpu, ORT_DYLIB_PATH set) they are used instead.
+# onnxruntime-gpu, ORT_DYLIB_PATH set) they are used instead, unless BENCH_USE_BUNDLE=1 (to check
+# a bundle on the build machine: `BENCH_USE_BUNDLE=1 PYTHON=python3 RADROUTE_GPU_BUNDLE=DIR
+# tests/bench/gpu_e2e.sh --cpu --count 16 --reps 1`).
+#
+# On a lent GPU machine (device tool), after `tests/bench/gpu_e2e.sh --make-bundle .gpu/bundle` and
+# adding the onnxruntime/capi files to it (.gpu/ in .git/info/exclude; under 64 MiB in all):
+#   run(command="set -o pipefail; tests/bench/gpu_e2e.sh 2>&1 | tee $OUT/gpu_e2e.log",
+#       carry=[".gpu/bundle"], timeout_s=540)
+# Expect ~1 min for the corpora and the stand-in, then 2 places x 3 reps x (a, d).
 #
 # Environment: RADROUTE_GPU_WORK (scratch, default /tmp/radroute-gpu-e2e: unpacked libraries,
 # stand-in model, disk runs), BENCH_CLASSIFY_WORKERS (processing steps at once, default: cores
@@ -58,21 +68,25 @@ done
 # --------------------------------------------------------------- the bundle (build machine)
 if [ -n "$make_bundle" ]; then
   b=$make_bundle
-  mkdir -p "$b/bin" "$b/dcmtk/bin" "$b/dcmtk/lib" "$b/site" || die "cannot make $b"
+  tmp=$(mktemp -d) || die "mktemp failed"
+  mkdir -p "$b/bin" "$tmp/dcmtk/bin" "$tmp/dcmtk/lib" "$tmp/site" || die "cannot make $b"
   bin=${RADROUTE_BIN:-target/release/radroute}
   [ -x "$bin" ] || die "no $bin: cargo build --release -p radroute first"
   xz -T0 -6 -c "$bin" >"$b/bin/radroute.xz" || die "xz failed"
   for t in storescu storescp dcmodify; do
-    cp "/usr/bin/$t" "$b/dcmtk/bin/" || die "no /usr/bin/$t (apt-get install dcmtk)"
+    cp "/usr/bin/$t" "$tmp/dcmtk/bin/" || die "no /usr/bin/$t (apt-get install dcmtk)"
     # the dcmtk and codec libraries; libc and friends are on every Linux
     ldd "/usr/bin/$t" | awk '/=> \// {print $3}' | grep -E 'libdcmtk|libofstd|liboflog|libdcm|libi2d|libxml2|libicu|libpng|libtiff|libjpeg|libopenjp|libwrap|libssl|libcrypto|libjbig|libwebp|libLerc|libdeflate|liblzma|libzstd|libnsl|libtirpc' |
-      while read -r l; do cp -L "$l" "$b/dcmtk/lib/"; done
+      while read -r l; do cp -L "$l" "$tmp/dcmtk/lib/"; done
   done
   dic=$(ls /usr/share/libdcmtk*/dicom.dic 2>/dev/null | head -n1)
-  [ -n "$dic" ] && cp "$dic" "$b/dcmtk/" || die "no dicom.dic"
+  [ -n "$dic" ] && cp "$dic" "$tmp/dcmtk/" || die "no dicom.dic"
   py=${PYTHON:-.venv/bin/python}
   pyd=$($py -c 'import pydicom, os; print(os.path.dirname(pydicom.__file__))') || die "no pydicom in $py"
-  rm -rf "$b/site/pydicom" && cp -r "$pyd" "$b/site/pydicom" && find "$b/site" -name __pycache__ -prune -exec rm -rf {} +
+  cp -r "$pyd" "$tmp/site/pydicom" && find "$tmp/site" -name __pycache__ -prune -exec rm -rf {} +
+  mkdir -p "$b/peers" && cp "${BENCH_PEERS:-$repo/../shared/peers}/gen_corpus.py" "$b/peers/" || die "no gen_corpus.py (BENCH_PEERS=dir)"
+  tar -C "$tmp" -cJf "$b/dcmtk.tar.xz" dcmtk && tar -C "$tmp/site" -cJf "$b/site.tar.xz" pydicom || die "tar failed"
+  rm -rf "$tmp"
   echo "bundle $b: $(du -sh "$b" | cut -f1) (add onnxruntime/capi/ from an onnxruntime-gpu wheel for CUDA)"
   exit 0
 fi
@@ -105,11 +119,12 @@ if [ -z "$bin" ]; then
 fi
 
 # dcmtk
-if [ -x /usr/bin/storescu ] && [ -x /usr/bin/storescp ]; then
+if [ -z "${BENCH_USE_BUNDLE:-}" ] && [ -x /usr/bin/storescu ] && [ -x /usr/bin/storescp ]; then
   dcm=/usr/bin
-elif [ -n "$bundle" ] && [ -x "$bundle/dcmtk/bin/storescu" ]; then
-  dcm=$bundle/dcmtk/bin
-  export LD_LIBRARY_PATH="$bundle/dcmtk/lib:${LD_LIBRARY_PATH:-}" DCMDICTPATH=$bundle/dcmtk/dicom.dic
+elif [ -n "$bundle" ] && [ -f "$bundle/dcmtk.tar.xz" ]; then
+  [ -x "$work/dcmtk/bin/storescu" ] || tar -C "$work" -xJf "$bundle/dcmtk.tar.xz" || die "cannot unpack dcmtk"
+  dcm=$work/dcmtk/bin
+  export LD_LIBRARY_PATH="$work/dcmtk/lib:${LD_LIBRARY_PATH:-}" DCMDICTPATH=$work/dcmtk/dicom.dic
 else
   die "no dcmtk: install it or make a bundle (--make-bundle)"
 fi
@@ -119,9 +134,10 @@ export STORESCU=$dcm/storescu STORESCP=$dcm/storescp DCMODIFY=$dcm/dcmodify
 python=${PYTHON:-}
 [ -z "$python" ] && [ -x .venv/bin/python ] && python=$repo/.venv/bin/python
 [ -z "$python" ] && python=python3
-if ! $python -c 'import pydicom' 2>/dev/null; then
-  [ -n "$bundle" ] && [ -d "$bundle/site/pydicom" ] || die "$python has no pydicom and the bundle has no site/pydicom"
-  export PYTHONPATH="$bundle/site:${PYTHONPATH:-}"
+if [ -n "${BENCH_USE_BUNDLE:-}" ] || ! $python -c 'import pydicom' 2>/dev/null; then
+  [ -n "$bundle" ] && [ -f "$bundle/site.tar.xz" ] || die "$python has no pydicom and the bundle has no site.tar.xz"
+  mkdir -p "$work/site" && { [ -d "$work/site/pydicom" ] || tar -C "$work/site" -xJf "$bundle/site.tar.xz"; } || die "cannot unpack pydicom"
+  export PYTHONPATH="$work/site:${PYTHONPATH:-}"
 fi
 $python -c 'import pydicom, numpy' || die "$python lacks pydicom or numpy"
 
@@ -160,6 +176,13 @@ if [ ! -f "$model/manifest.toml" ]; then
   echo "generated $model in $((SECONDS - t)) s"
 fi
 
+# bench.py's corpus generator: ../shared/peers here, the bundle's copy on the GPU machine
+peers=${BENCH_PEERS:-$repo/../shared/peers}
+if [ ! -f "$peers/gen_corpus.py" ] || [ -n "${BENCH_USE_BUNDLE:-}" ]; then
+  [ -n "$bundle" ] && [ -f "$bundle/peers/gen_corpus.py" ] || die "no gen_corpus.py (../shared/peers or the bundle's peers/)"
+  peers=$bundle/peers
+fi
+
 cores=$(nproc)
 workers=${BENCH_CLASSIFY_WORKERS:-$(( cores > 6 ? cores - 4 : 2 ))}
 export BENCH_CLASSIFY_EXTRA="device = \"$device\"
@@ -187,7 +210,7 @@ for w in ${where//,/ }; do
   echo
   # the corpus lives beside the runs: on the tmpfs too, so the senders read from memory there
   $python tests/bench/bench.py --radroute "$bin" --ort-dylib "$ORT_DYLIB_PATH" --model "$model" \
-    --out "$out" --count "$count" --conc "$conc" --corpora cr-unc --paths a,d --reps "$reps" \
+    --peers "$peers" --out "$out" --count "$count" --conc "$conc" --corpora cr-unc --paths a,d --reps "$reps" \
     >"$out/bench.log" 2>&1
   rc=$?
   grep -E '^\[|c=' "$out/bench.log" | tail -n 40
