@@ -101,7 +101,7 @@ mod tests {
     /// The daemon's case: a 2048×2500 lossless CR (a shared sample) reaches the model input
     /// decoded at 1/4, 512×625.
     #[test]
-    fn a_large_jpeg_2000_frame_is_decoded_at_a_quarter() {
+    fn a_large_jpeg_2000_frame_is_decoded_at_half_resolution() {
         let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(
             "../../../shared/data/dicom-samples/good/22_CR_hand_J2KLossless_MONO2_12u_SOTquirk.dcm",
         );
@@ -114,8 +114,9 @@ mod tests {
             return;
         }
         let obj = crate::open_dicom(&path).expect("sample opens");
-        let d = crate::frame::decode_samples_for_size(&obj, 0, 448).expect("decodes");
-        assert_eq!((d.m.cols, d.m.rows), (512, 625));
+        let d = crate::frame::decode_samples_for_size(&obj, 0, crate::REDUCED_DECODE_MIN_SIDE)
+            .expect("decodes");
+        assert_eq!((d.m.cols, d.m.rows), (1024, 1250));
         let input = crate::model_input(&obj).expect("model input");
         assert_eq!(input.len(), 3 * 224 * 224);
     }

@@ -78,3 +78,19 @@ pub fn load_display(path: &Path) -> Result<crate::GrayImage, DecodeError> {
         crate::load_image_file(path)
     }
 }
+
+/// The model input of any supported file, exactly as the daemon computes it: DICOM through
+/// [`crate::model_input`] (reduced-resolution JPEG 2000 included), PNG/JPEG through step 0 and
+/// [`crate::preprocess`]. `radroute classify` and `radroute eval` use it, so the command line
+/// labels a file as the daemon does.
+pub fn load_model_input(path: &Path) -> Result<Vec<f32>, DecodeError> {
+    let dicom_ext = path
+        .extension()
+        .map(|e| e.eq_ignore_ascii_case("dcm") || e.eq_ignore_ascii_case("dicom"))
+        .unwrap_or(false);
+    if dicom_ext || looks_like_dicom(path) {
+        crate::model_input(&open_dicom(path)?)
+    } else {
+        Ok(crate::preprocess(&crate::load_image_file(path)?))
+    }
+}

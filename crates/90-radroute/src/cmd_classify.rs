@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use radroute_classify::{ClassifyError, Device, Model, Prediction, RuntimeOptions};
-use radroute_decode::{load_display, preprocess, DecodeError};
+use radroute_decode::{load_model_input, DecodeError};
 
 mod explain;
 
@@ -201,7 +201,7 @@ pub(crate) fn classify_files(
                 .map(|path| {
                     s.spawn(move || {
                         let t = Instant::now();
-                        let r = load_display(path).map(|img| preprocess(&img));
+                        let r = load_model_input(path);
                         (r, ms_since(t))
                     })
                 })
