@@ -5,7 +5,6 @@
 //! (`[spool] dead_letter_retention_secs`) fails with the queue's error, and a dropped job's
 //! files are purged after `[spool] retention_secs`.
 
-
 use radroute_queue::{ForwardQueue, JobFilter, JobState, SqliteQueue, UnixMillis};
 use radroute_queue_pg::PostgresQueue;
 

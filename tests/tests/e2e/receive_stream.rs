@@ -157,15 +157,19 @@ fn send_half(r: &Radroute, uid: &str, data: &[u8]) -> TcpStream {
         .expect("send command");
     let half = data.len() / 2;
     for chunk in data[..half].chunks(PDV) {
-        s.write_all(&pdata(false, false, chunk))
-            .expect("send data");
+        s.write_all(&pdata(false, false, chunk)).expect("send data");
     }
     // The write-behind hands over whole 1 MiB chunks: at least half minus one is on disk.
     let want = (half - (1 << 20)) as u64;
     wait_for(
         Duration::from_secs(10),
         Duration::from_millis(20),
-        || tmp_files(r).iter().any(|(_, len)| *len >= want).then_some(()),
+        || {
+            tmp_files(r)
+                .iter()
+                .any(|(_, len)| *len >= want)
+                .then_some(())
+        },
         || {
             r.context(&format!(
                 "the spool file must be written while the data set arrives \
@@ -221,7 +225,11 @@ fn data_set_written_while_it_arrives_is_stored_byte_for_byte() {
         r.context("the incoming file ends with the data set exactly as sent")
     );
     let group_len = u32::from_le_bytes(file[140..144].try_into().expect("4 bytes")) as usize;
-    assert_eq!(file.len(), 144 + group_len + data.len(), "file meta + data set");
+    assert_eq!(
+        file.len(),
+        144 + group_len + data.len(),
+        "file meta + data set"
+    );
     assert!(tmp_files(&r).is_empty(), "{:?}", tmp_files(&r));
     let jobs = r.queue_list();
     assert!(
@@ -265,7 +273,11 @@ fn association_aborted_mid_data_set_leaves_no_file_and_no_row() {
         );
     }
     let jobs = r.queue_list();
-    assert!(jobs.is_empty(), "{}", r.context(&format!("no queue row: {jobs:?}")));
+    assert!(
+        jobs.is_empty(),
+        "{}",
+        r.context(&format!("no queue row: {jobs:?}"))
+    );
     let counts = r.queue_counts();
     let rows: u64 = counts["instances"]
         .as_object()
@@ -273,5 +285,10 @@ fn association_aborted_mid_data_set_leaves_no_file_and_no_row() {
         .values()
         .filter_map(|v| v.as_u64())
         .sum();
-    assert_eq!(rows, 0, "{}", r.context(&format!("no instance row: {counts}")));
+    assert_eq!(
+        rows,
+        0,
+        "{}",
+        r.context(&format!("no instance row: {counts}"))
+    );
 }
