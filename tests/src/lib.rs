@@ -22,6 +22,7 @@ pub mod postgres;
 pub mod process;
 pub mod python;
 pub mod radroute;
+pub mod raw_peer;
 pub mod rsyslog;
 pub mod storescp;
 pub mod tls;

@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 use radroute_e2e::dcmtk::{echoscu, echoscu_as, storescu};
 use radroute_e2e::python::{make_instances, HeldAssociation, Instance};
 use radroute_e2e::radroute::{metric, Config, Radroute};
+use radroute_e2e::raw_peer::{associate_rq, element, pdata, read_pdu, store_rq, CR, VERIFICATION};
 use radroute_e2e::tls::Pki;
 use radroute_e2e::wait_for;
 
-const CR: &str = "1.2.840.10008.5.1.4.1.1.1";
-const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
-const APPLICATION_CONTEXT: &str = "1.2.840.10008.3.1.1.1";
+/// The contexts this peer proposes: CR Image Storage (1) and Verification (3).
+const CONTEXTS: &[(u8, &str)] = &[(1, CR), (3, VERIFICATION)];
 
 /// Peak resident memory of `pid` in MiB (VmHWM).
 fn peak_rss_mib(pid: u32) -> u64 {
@@ -31,101 +31,10 @@ fn peak_rss_mib(pid: u32) -> u64 {
     kib / 1024
 }
 
-/// A UID or AE title padded to even length (UIDs with NUL) for an item value.
-fn even(s: &str) -> Vec<u8> {
-    let mut v = s.as_bytes().to_vec();
-    if v.len() % 2 == 1 {
-        v.push(0);
-    }
-    v
-}
-
-/// One A-ASSOCIATE-RQ item: type, reserved, 2-byte length, value.
-fn item(kind: u8, value: &[u8]) -> Vec<u8> {
-    let mut out = vec![kind, 0];
-    out.extend_from_slice(&(value.len() as u16).to_be_bytes());
-    out.extend_from_slice(value);
-    out
-}
-
-/// An A-ASSOCIATE-RQ PDU proposing CR Image Storage in Explicit VR LE (context 1) and
-/// Verification (context 3).
-fn associate_rq(calling: &str, called: &str) -> Vec<u8> {
-    let ae = |s: &str| format!("{s:<16}").into_bytes();
-    let mut body = Vec::new();
-    body.extend_from_slice(&1u16.to_be_bytes()); // protocol version
-    body.extend_from_slice(&[0, 0]);
-    body.extend_from_slice(&ae(called));
-    body.extend_from_slice(&ae(calling));
-    body.extend_from_slice(&[0u8; 32]);
-    body.extend(item(0x10, APPLICATION_CONTEXT.as_bytes()));
-    for (id, abstract_syntax) in [(1u8, CR), (3, "1.2.840.10008.1.1")] {
-        let mut pc = vec![id, 0, 0, 0];
-        pc.extend(item(0x30, abstract_syntax.as_bytes()));
-        pc.extend(item(0x40, EXPLICIT_LE.as_bytes()));
-        body.extend(item(0x20, &pc));
-    }
-    let mut max_len = Vec::new();
-    max_len.extend_from_slice(&16384u32.to_be_bytes());
-    let mut user = item(0x51, &max_len);
-    user.extend(item(0x52, b"1.2.3.4"));
-    body.extend(item(0x50, &user));
-    let mut pdu = vec![0x01, 0];
-    pdu.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    pdu.extend(body);
-    pdu
-}
-
-/// A P-DATA-TF PDU with one PDV on context 1.
-fn pdata(command: bool, last: bool, data: &[u8]) -> Vec<u8> {
-    let control = u8::from(command) | (u8::from(last) << 1);
-    let mut pdu = vec![0x04, 0];
-    pdu.extend_from_slice(&((data.len() + 6) as u32).to_be_bytes());
-    pdu.extend_from_slice(&((data.len() + 2) as u32).to_be_bytes());
-    pdu.push(1);
-    pdu.push(control);
-    pdu.extend_from_slice(data);
-    pdu
-}
-
-/// An Implicit VR LE element.
-fn element(group: u16, elem: u16, value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&group.to_le_bytes());
-    out.extend_from_slice(&elem.to_le_bytes());
-    out.extend_from_slice(&(value.len() as u32).to_le_bytes());
-    out.extend_from_slice(value);
-    out
-}
-
-/// A valid C-STORE-RQ command set for SOP Instance `uid`.
-fn store_rq(uid: &str) -> Vec<u8> {
-    let mut body = element(0x0000, 0x0002, &even(CR));
-    body.extend(element(0x0000, 0x0100, &1u16.to_le_bytes()));
-    body.extend(element(0x0000, 0x0110, &1u16.to_le_bytes()));
-    body.extend(element(0x0000, 0x0700, &0u16.to_le_bytes()));
-    body.extend(element(0x0000, 0x0800, &0u16.to_le_bytes()));
-    body.extend(element(0x0000, 0x1000, &even(uid)));
-    let mut out = element(0x0000, 0x0000, &(body.len() as u32).to_le_bytes());
-    out.extend(body);
-    out
-}
-
-/// Reads one PDU (type, body); None when the peer closed or `limit` passed.
-fn read_pdu(stream: &mut TcpStream, limit: Duration) -> Option<(u8, Vec<u8>)> {
-    stream.set_read_timeout(Some(limit)).expect("timeout");
-    let mut header = [0u8; 6];
-    stream.read_exact(&mut header).ok()?;
-    let len = u32::from_be_bytes([header[2], header[3], header[4], header[5]]) as usize;
-    let mut body = vec![0u8; len.min(1 << 20)];
-    stream.read_exact(&mut body).ok()?;
-    Some((header[0], body))
-}
-
 /// Opens an association as `calling`; panics unless radroute accepts it.
 fn associate(r: &Radroute, calling: &str) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.1", r.dicom_port)).expect("connect");
-    s.write_all(&associate_rq(calling, "RADROUTE"))
+    s.write_all(&associate_rq(calling, "RADROUTE", CONTEXTS))
         .expect("send RQ");
     let answer = read_pdu(&mut s, Duration::from_secs(10));
     assert_eq!(
@@ -325,7 +234,7 @@ fn per_ae_limit_holds_for_a_slow_associate_rq() {
     let held = HeldAssociation::open(r.dicom_port, "RADROUTE"); // calling AE HOLDER
     let mut s = TcpStream::connect(("127.0.0.1", r.dicom_port)).expect("connect");
     std::thread::sleep(Duration::from_secs(6));
-    s.write_all(&associate_rq("HOLDER", "RADROUTE"))
+    s.write_all(&associate_rq("HOLDER", "RADROUTE", CONTEXTS))
         .expect("send RQ");
     let answer = read_pdu(&mut s, Duration::from_secs(10));
     assert_eq!(

@@ -5,7 +5,7 @@
 //! it either finishes (the instance is stored byte for byte) or aborts (nothing is left: no file
 //! in `tmp/` or `incoming/`, no queue row).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
@@ -14,96 +14,11 @@ use std::time::Duration;
 use radroute_e2e::ports::free_port;
 use radroute_e2e::python::{python, script};
 use radroute_e2e::radroute::{Config, Radroute};
+use radroute_e2e::raw_peer::{associate_rq, pdata, read_pdu, store_rq, CR};
 use radroute_e2e::wait_for;
 
-const CR: &str = "1.2.840.10008.5.1.4.1.1.1";
-const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
-const APPLICATION_CONTEXT: &str = "1.2.840.10008.3.1.1.1";
 /// PDV value size the peer sends (radroute's max PDU is 64 KiB by default).
 const PDV: usize = 16 * 1024 - 6;
-
-/// A value padded to even length with NUL (UIDs) for an item or element.
-fn even(s: &str) -> Vec<u8> {
-    let mut v = s.as_bytes().to_vec();
-    if v.len() % 2 == 1 {
-        v.push(0);
-    }
-    v
-}
-
-/// One A-ASSOCIATE-RQ item: type, reserved, 2-byte length, value.
-fn item(kind: u8, value: &[u8]) -> Vec<u8> {
-    let mut out = vec![kind, 0];
-    out.extend_from_slice(&(value.len() as u16).to_be_bytes());
-    out.extend_from_slice(value);
-    out
-}
-
-/// An A-ASSOCIATE-RQ proposing CR Image Storage in Explicit VR LE on context 1.
-fn associate_rq(calling: &str, called: &str) -> Vec<u8> {
-    let ae = |s: &str| format!("{s:<16}").into_bytes();
-    let mut body = vec![0, 1, 0, 0];
-    body.extend(ae(called));
-    body.extend(ae(calling));
-    body.extend([0u8; 32]);
-    body.extend(item(0x10, APPLICATION_CONTEXT.as_bytes()));
-    let mut pc = vec![1, 0, 0, 0];
-    pc.extend(item(0x30, CR.as_bytes()));
-    pc.extend(item(0x40, EXPLICIT_LE.as_bytes()));
-    body.extend(item(0x20, &pc));
-    let mut user = item(0x51, &16384u32.to_be_bytes());
-    user.extend(item(0x52, b"1.2.3.4"));
-    body.extend(item(0x50, &user));
-    let mut pdu = vec![0x01, 0];
-    pdu.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    pdu.extend(body);
-    pdu
-}
-
-/// A P-DATA-TF PDU with one PDV on context 1.
-fn pdata(command: bool, last: bool, data: &[u8]) -> Vec<u8> {
-    let control = u8::from(command) | (u8::from(last) << 1);
-    let mut pdu = vec![0x04, 0];
-    pdu.extend_from_slice(&((data.len() + 6) as u32).to_be_bytes());
-    pdu.extend_from_slice(&((data.len() + 2) as u32).to_be_bytes());
-    pdu.extend([1, control]);
-    pdu.extend_from_slice(data);
-    pdu
-}
-
-/// An Implicit VR LE element (command sets are always Implicit VR LE).
-fn element(group: u16, elem: u16, value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&group.to_le_bytes());
-    out.extend_from_slice(&elem.to_le_bytes());
-    out.extend_from_slice(&(value.len() as u32).to_le_bytes());
-    out.extend_from_slice(value);
-    out
-}
-
-/// A C-STORE-RQ command set for CR instance `uid`, with a data set.
-fn store_rq(uid: &str) -> Vec<u8> {
-    let mut body = element(0x0000, 0x0002, &even(CR));
-    body.extend(element(0x0000, 0x0100, &1u16.to_le_bytes()));
-    body.extend(element(0x0000, 0x0110, &1u16.to_le_bytes()));
-    body.extend(element(0x0000, 0x0700, &0u16.to_le_bytes()));
-    body.extend(element(0x0000, 0x0800, &0u16.to_le_bytes()));
-    body.extend(element(0x0000, 0x1000, &even(uid)));
-    let mut out = element(0x0000, 0x0000, &(body.len() as u32).to_le_bytes());
-    out.extend(body);
-    out
-}
-
-/// Reads one PDU (type, body); None when the peer closed or `limit` passed.
-fn read_pdu(stream: &mut TcpStream, limit: Duration) -> Option<(u8, Vec<u8>)> {
-    stream.set_read_timeout(Some(limit)).expect("timeout");
-    let mut header = [0u8; 6];
-    stream.read_exact(&mut header).ok()?;
-    let len = u32::from_be_bytes([header[2], header[3], header[4], header[5]]) as usize;
-    let mut body = vec![0u8; len.min(1 << 20)];
-    stream.read_exact(&mut body).ok()?;
-    Some((header[0], body))
-}
 
 /// A 1024×2048 CR instance (4 MB of pixels) written by make_instance.py: its SOP Instance UID
 /// and the data set bytes (what follows the file meta group).
@@ -144,7 +59,7 @@ fn tmp_files(r: &Radroute) -> Vec<(String, u64)> {
 /// data set is still arriving.
 fn send_half(r: &Radroute, uid: &str, data: &[u8]) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.1", r.dicom_port)).expect("connect");
-    s.write_all(&associate_rq("HALFWAY", "RADROUTE"))
+    s.write_all(&associate_rq("HALFWAY", "RADROUTE", &[(1, CR)]))
         .expect("send A-ASSOCIATE-RQ");
     let answer = read_pdu(&mut s, Duration::from_secs(10));
     assert_eq!(
