@@ -27,6 +27,15 @@ pub fn binary() -> PathBuf {
     path
 }
 
+/// Runs `radroute <args> <file>` to completion, bounded by 30 s, and returns its exit code and
+/// output (stdout then stderr): for tests of one-shot commands (`check-config`, `serve` that
+/// must refuse to start) where a hang must fail the test instead of stalling the suite.
+pub fn run_cli(args: &[&str], file: &Path) -> (Option<i32>, String) {
+    let mut cmd = Command::new(binary());
+    cmd.args(args).arg(file);
+    crate::dcmtk::run_bounded(cmd, Duration::from_secs(30))
+}
+
 /// A `[[destinations]]` entry.
 #[derive(Debug, Clone)]
 pub struct Dest {

@@ -4,13 +4,12 @@
 //! TLS without verifying the server.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use radroute_e2e::dcmtk::{run_bounded, storescu};
+use radroute_e2e::dcmtk::storescu;
 use radroute_e2e::ports::free_port;
 use radroute_e2e::postgres::{PgOptions, PgServer, ServerTls};
-use radroute_e2e::radroute::{binary, Config, Radroute};
+use radroute_e2e::radroute::{run_cli, Config, Radroute};
 use radroute_e2e::tls::Pki;
 use radroute_e2e::{gen_corpus, wait_for};
 
@@ -26,13 +25,6 @@ fn config(url: &str, ca: Option<&Path>, pacs_port: u16) -> Config {
             .push_str(&format!("ca_file = {:?}\n", ca.display().to_string()));
     }
     config
-}
-
-/// Runs `radroute <args> <file>` (bounded) and returns its exit code and output.
-fn radroute(args: &[&str], file: &Path) -> (Option<i32>, String) {
-    let mut cmd = Command::new(binary());
-    cmd.args(args).arg(file);
-    run_bounded(cmd, Duration::from_secs(30))
 }
 
 #[test]
@@ -57,7 +49,7 @@ fn cluster_talks_tls_to_postgresql_and_verifies_the_server() {
     // sslmode=require without a CA to verify the server against: refused before anything runs.
     let no_ca = d.join("no-ca.toml");
     std::fs::write(&no_ca, config(&url, None, sink.port).to_toml(d)).expect("write");
-    let (code, out) = radroute(&["check-config"], &no_ca);
+    let (code, out) = run_cli(&["check-config"], &no_ca);
     assert_eq!(
         code,
         Some(1),
@@ -69,7 +61,7 @@ fn cluster_talks_tls_to_postgresql_and_verifies_the_server() {
     let other = Pki::new(&d.join("other-pki"));
     let wrong = d.join("wrong-ca.toml");
     std::fs::write(&wrong, config(&url, Some(&other.ca), sink.port).to_toml(d)).expect("write");
-    let (code, out) = radroute(&["serve", "--config"], &wrong);
+    let (code, out) = run_cli(&["serve", "--config"], &wrong);
     assert_ne!(code, Some(0), "a node trusting another CA started:\n{out}");
     assert!(
         out.to_ascii_lowercase().contains("certificate"),

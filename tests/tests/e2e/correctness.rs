@@ -8,14 +8,13 @@
 //! - Corrupt compressed pixels never leave as clean-looking uncompressed pixels.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-use radroute_e2e::dcmtk::{dcmdump, run_bounded, storescu};
+use radroute_e2e::dcmtk::{dcmdump, storescu};
 use radroute_e2e::orthanc::Orthanc;
 use radroute_e2e::ports::free_port;
 use radroute_e2e::python::{make_instances, raw_store, Instance, RawOutcome};
-use radroute_e2e::radroute::{binary, Config, Radroute};
+use radroute_e2e::radroute::{run_cli, Config, Radroute};
 use radroute_e2e::storescp::StoreScp;
 use radroute_e2e::wait_for;
 
@@ -39,13 +38,6 @@ fn config_file(
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, changed).expect("write config");
     path
-}
-
-/// `radroute <args> <file>`: exit code and output (stdout then stderr).
-fn radroute(args: &[&str], file: &Path) -> (Option<i32>, String) {
-    let mut cmd = Command::new(binary());
-    cmd.args(args).arg(file);
-    run_bounded(cmd, Duration::from_secs(20))
 }
 
 #[test]
@@ -131,7 +123,7 @@ fn check_config_and_serve_refuse_values_that_cannot_work() {
     ];
     for (name, edit, names) in &cases {
         let file = config_file(d, name, &config, edit);
-        let (code, out) = radroute(&["check-config"], &file);
+        let (code, out) = run_cli(&["check-config"], &file);
         assert_eq!(code, Some(1), "check-config accepted {name}:\n{out}");
         let message = out
             .lines()
@@ -139,7 +131,7 @@ fn check_config_and_serve_refuse_values_that_cannot_work() {
             .unwrap_or_else(|| panic!("{name}: no line names {names}:\n{out}"))
             .to_string();
         // serve goes through the same validation: same refusal, same words, nothing started.
-        let (code, served) = radroute(&["serve", "--config"], &file);
+        let (code, served) = run_cli(&["serve", "--config"], &file);
         assert_eq!(code, Some(1), "serve with {name}:\n{served}");
         assert!(
             served.contains(&message),
@@ -150,7 +142,7 @@ fn check_config_and_serve_refuse_values_that_cannot_work() {
     // The generated file itself is fine.
     let ok = d.join("ok.toml");
     std::fs::write(&ok, config.to_toml(d)).expect("write");
-    let (code, out) = radroute(&["check-config"], &ok);
+    let (code, out) = run_cli(&["check-config"], &ok);
     assert_eq!(code, Some(0), "{out}");
 }
 
@@ -180,7 +172,7 @@ destinations = ["pacs"]
     .destination("pacs", "PACS", free_port());
     let file = d.join("labels.toml");
     std::fs::write(&file, config.to_toml(d)).expect("write");
-    let (code, out) = radroute(&["check-config"], &file);
+    let (code, out) = run_cli(&["check-config"], &file);
     // A warning, not a refusal: the model may be replaced by one that has the label.
     assert_eq!(code, Some(0), "{out}");
     let warnings: Vec<&str> = out.lines().filter(|l| l.contains("warning")).collect();
