@@ -62,17 +62,23 @@ pub fn looks_like_dicom(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// True when `path` is to be read as DICOM: a `.dcm`/`.dicom` extension, or DICOM content
+/// ([`looks_like_dicom`]); everything else is read as PNG/JPEG.
+fn is_dicom(path: &Path) -> bool {
+    let dicom_ext = path
+        .extension()
+        .map(|e| e.eq_ignore_ascii_case("dcm") || e.eq_ignore_ascii_case("dicom"))
+        .unwrap_or(false);
+    dicom_ext || looks_like_dicom(path)
+}
+
 /// Step 0 for any supported file: DICOM (by content or a `.dcm`/`.dicom` extension, frame 0)
 /// or PNG/JPEG.
 ///
 /// The CLI's entry point; the daemon, which already holds the parsed object, calls
 /// [`crate::decode_display`] instead.
 pub fn load_display(path: &Path) -> Result<crate::GrayImage, DecodeError> {
-    let dicom_ext = path
-        .extension()
-        .map(|e| e.eq_ignore_ascii_case("dcm") || e.eq_ignore_ascii_case("dicom"))
-        .unwrap_or(false);
-    if dicom_ext || looks_like_dicom(path) {
+    if is_dicom(path) {
         crate::decode_display(&open_dicom(path)?)
     } else {
         crate::load_image_file(path)
@@ -84,11 +90,7 @@ pub fn load_display(path: &Path) -> Result<crate::GrayImage, DecodeError> {
 /// [`crate::preprocess`]. `radroute classify` and `radroute eval` use it, so the command line
 /// labels a file as the daemon does.
 pub fn load_model_input(path: &Path) -> Result<Vec<f32>, DecodeError> {
-    let dicom_ext = path
-        .extension()
-        .map(|e| e.eq_ignore_ascii_case("dcm") || e.eq_ignore_ascii_case("dicom"))
-        .unwrap_or(false);
-    if dicom_ext || looks_like_dicom(path) {
+    if is_dicom(path) {
         crate::model_input(&open_dicom(path)?)
     } else {
         Ok(crate::preprocess(&crate::load_image_file(path)?))
