@@ -89,6 +89,17 @@ impl StoreScp {
     pub fn log(&self) -> String {
         crate::strip_ansi(&std::fs::read_to_string(&self.daemon.log).unwrap_or_default())
     }
+
+    /// How many associations it accepted that carried a C-STORE, from its log: tests of
+    /// association reuse count them (radroute's start-up reachability probe, a C-ECHO, opens
+    /// one of its own, not counted). Needs storescp started verbose (`-v`).
+    pub fn store_associations(&self) -> usize {
+        self.log()
+            .split("Association Acknowledged")
+            .skip(1)
+            .filter(|association| association.contains("Received Store Request"))
+            .count()
+    }
 }
 
 /// SOP Instance UIDs of storescp's files in `dir` (`<modality>.<uid>`; temp files skipped).

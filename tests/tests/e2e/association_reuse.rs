@@ -4,7 +4,7 @@
 //! the next instance over a new association at once, without the instance counting as a failed
 //! attempt.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use radroute_e2e::dcmtk::storescu;
@@ -15,35 +15,23 @@ use radroute_e2e::radroute::{Config, Radroute};
 use radroute_e2e::storescp::StoreScp;
 use radroute_e2e::wait_for;
 
-/// Associations the sink accepted, from its verbose log.
-fn associations(sink: &StoreScp) -> usize {
-    // Associations that carried a C-STORE: radroute's start-up reachability probe (a C-ECHO)
-    // opens one of its own.
-    sink.log()
-        .split("Association Acknowledged")
-        .skip(1)
-        .filter(|association| association.contains("Received Store Request"))
-        .count()
+/// A storescp "SINK" (verbose, for [`StoreScp::store_associations`]; without `--fork`, so one
+/// association at a time) and a radroute forwarding to it as destination `sink` with
+/// `destination_keys` (`associations`, `linger_ms`): the setup this module and
+/// forward_single_association share.
+pub(crate) fn radroute_to_sink(dir: &Path, destination_keys: &str) -> (StoreScp, Radroute) {
+    let sink = StoreScp::start_with_args(&dir.join("sink"), "SINK", free_port(), &["+xa", "-v"]);
+    let r = Radroute::start(
+        dir,
+        Config::default().destination_with("sink", "SINK", sink.port, destination_keys),
+    );
+    (sink, r)
 }
 
 #[test]
 fn a_stream_of_instances_shares_one_association() {
     let dir = radroute_e2e::test_dir("reuse");
-    let sink = StoreScp::start_with_args(
-        &dir.path().join("sink"),
-        "SINK",
-        free_port(),
-        &["+xa", "-v"],
-    );
-    let r = Radroute::start(
-        dir.path(),
-        Config::default().destination_with(
-            "sink",
-            "SINK",
-            sink.port,
-            "associations = 1\nlinger_ms = 10000",
-        ),
-    );
+    let (sink, r) = radroute_to_sink(dir.path(), "associations = 1\nlinger_ms = 10000");
     // Three CRs and a CT (another SOP class), small and Explicit VR Little Endian.
     let files: Vec<PathBuf> = ["ct", "cr1", "cr2", "cr3"]
         .iter()
@@ -90,7 +78,7 @@ fn a_stream_of_instances_shares_one_association() {
         std::thread::sleep(Duration::from_millis(300));
     }
     assert_eq!(
-        associations(&sink),
+        sink.store_associations(),
         1,
         "{}",
         r.context(&format!("expected one association:\n{}", sink.log()))
@@ -100,7 +88,7 @@ fn a_stream_of_instances_shares_one_association() {
     send(&files[0]);
     wait_received(4);
     assert_eq!(
-        associations(&sink),
+        sink.store_associations(),
         2,
         "{}",
         r.context(&format!("expected a second association:\n{}", sink.log()))

@@ -12,50 +12,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use radroute_e2e::dcmtk::storescu;
-use radroute_e2e::ports::free_port;
 use radroute_e2e::python::{make_instances, Instance};
-use radroute_e2e::radroute::{Config, Radroute};
-use radroute_e2e::storescp::StoreScp;
+use radroute_e2e::radroute::metric;
 use radroute_e2e::wait_for;
 
-/// Associations the sink accepted that carried a C-STORE (radroute's start-up reachability
-/// probe, a C-ECHO, opens one of its own), from its verbose log.
-fn store_associations(sink: &StoreScp) -> usize {
-    sink.log()
-        .split("Association Acknowledged")
-        .skip(1)
-        .filter(|association| association.contains("Received Store Request"))
-        .count()
-}
-
-/// The value of the metric line that starts with `prefix`, if any.
-fn metric(metrics: &str, prefix: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
+use crate::association_reuse::radroute_to_sink;
 
 #[test]
 fn a_one_association_destination_gets_every_instance_without_waiting_for_linger() {
     let dir = radroute_e2e::test_dir("single-assoc");
     // storescp serves one association at a time unless given --fork.
-    let sink = StoreScp::start_with_args(
-        &dir.path().join("sink"),
-        "SINK",
-        free_port(),
-        &["+xa", "-v"],
-    );
-    let r = Radroute::start(
-        dir.path(),
-        Config::default().destination_with(
-            "sink",
-            "SINK",
-            sink.port,
-            "associations = 2\nlinger_ms = 30000",
-        ),
-    );
+    let (sink, r) = radroute_to_sink(dir.path(), "associations = 2\nlinger_ms = 30000");
     let rounds: Vec<Vec<PathBuf>> = (0..2)
         .map(|round| {
             (0..12)
@@ -97,13 +64,12 @@ fn a_one_association_destination_gets_every_instance_without_waiting_for_linger(
     }
 
     let metrics = r.metrics();
-    let limit = metric(
-        &metrics,
-        "radroute_forward_associations_limit{destination=\"sink\"}",
-    );
+    let sink_label = [("destination", "sink")];
+    let limit = metric(&metrics, "radroute_forward_associations_limit", &sink_label);
     let stalls = metric(
         &metrics,
-        "radroute_forward_association_stalls_total{destination=\"sink\"}",
+        "radroute_forward_association_stalls_total",
+        &sink_label,
     )
     .unwrap_or(0.0);
     assert!(
@@ -123,7 +89,7 @@ fn a_one_association_destination_gets_every_instance_without_waiting_for_linger(
     }
     // A stalled opening gets in once its sibling lets go; the kept-open association then
     // carries the rest: a handful of associations for 24 instances, not one per batch.
-    let associations = store_associations(&sink);
+    let associations = sink.store_associations();
     assert!(
         (1..=3).contains(&associations),
         "{associations} associations for 24 instances:\n{}",
