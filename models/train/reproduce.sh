@@ -21,5 +21,5 @@ done
 # (the seven 2.0.0 classes have one source only: ship.py's style probe covers them)
 "$PY" "$HERE/train.py" --data "$DATA" --arch mobilenet_v2 --epochs 8 --seed 0 $RECIPE --out "$WORK/probe" \
   --exclude hand:unifesp,knee:unifesp,shoulder:unifesp,pelvis:ddh_paediatric
-"$PY" "$HERE/ship.py" --data "$DATA" --runs "$WORK" --out "$HERE/../bodypart" --version "${VERSION:-2.0.0}" \
+"$PY" "$HERE/ship.py" --data "$DATA" --runs "$WORK" --out "$HERE/../bodypart" --version "${VERSION:-2.0.1}" \
   --archs "$(echo $ARCHS | tr ' ' ,)"
