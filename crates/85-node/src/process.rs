@@ -103,10 +103,16 @@ impl Processing {
             }
             // Held and in-progress instances are still `received` and come first (oldest):
             // read past them, so however many wait for their study, the others are seen.
+            // The instances in progress are read BEFORE the pending ones: only this loop starts
+            // processing, so an instance not in progress now is not processed by anyone during
+            // this pass; read after, an instance that finished (routed) while the pending page
+            // was read would be in neither set and be processed a second time.
+            let busy: HashSet<String> = in_progress
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             let queue = self.queue.clone();
-            let limit = PENDING_PAGE
-                + in_progress.lock().unwrap_or_else(|e| e.into_inner()).len()
-                + held_last_pass;
+            let limit = PENDING_PAGE + busy.len() + held_last_pass;
             let pending = tokio::task::spawn_blocking(move || {
                 queue
                     .pending_processing(limit)
@@ -117,13 +123,10 @@ impl Processing {
             .ok()
             .flatten()
             .unwrap_or_default();
-            // After the pending ones, in this order: the instances in progress, then the held
-            // ones. A task holds its instance before it leaves `in_progress`, so an instance
-            // read as pending is in one of the two unless nobody has processed it yet.
-            let busy: HashSet<String> = in_progress
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
+            // The held ones after the pending ones: an instance not in progress when `busy` was
+            // read was held (if at all) before that, so it is in this set unless its study was
+            // routed meanwhile (by another node: then it is no longer `received` either, and a
+            // second routing is refused by the queue).
             let held = if pending.is_empty() {
                 Some(HashSet::new())
             } else {
