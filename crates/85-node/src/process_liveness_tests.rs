@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use dicom_core::{DataElement, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::{DefaultDicomObject, FileMetaTableBuilder, InMemDicomObject};
-use radroute_queue::{ForwardQueue, InstanceRecord, InstanceState, NewInstance, UnixMillis};
+use radroute_queue::{
+    Counts, ForwardQueue, InstanceDetail, InstanceRecord, InstanceState, Job, JobFilter, JobId,
+    JobState, JobView, NewInstance, Outcome, RecoveryReport, Retention, UnixMillis,
+};
 use radroute_spool::{FileKind, InstanceId};
 use tokio::sync::{watch, Notify};
 
@@ -383,4 +386,148 @@ impl StudyState for StableAtOnce {
     fn finish(&self, study: &TakenStudy) -> Result<(), StudyStateError> {
         self.0.finish(study)
     }
+}
+
+/// A queue whose page of pending instances arrives late: it is read at once and handed back
+/// after `delay`, as a slow database or a busy disk would, so that instances in progress when
+/// the page was read have finished by the time the loop looks at it.
+struct LatePendingPage {
+    inner: Arc<dyn ForwardQueue>,
+    delay: Duration,
+}
+
+impl ForwardQueue for LatePendingPage {
+    fn add_instance(&self, i: &NewInstance) -> radroute_queue::Result<()> {
+        self.inner.add_instance(i)
+    }
+    fn pending_processing(&self, limit: usize) -> radroute_queue::Result<Vec<InstanceRecord>> {
+        let page = self.inner.pending_processing(limit);
+        std::thread::sleep(self.delay);
+        page
+    }
+    fn route_instance_with_priority(
+        &self,
+        id: &str,
+        label: Option<&str>,
+        note: Option<&str>,
+        destinations: &[String],
+        priority: i8,
+        now: UnixMillis,
+    ) -> radroute_queue::Result<()> {
+        self.inner
+            .route_instance_with_priority(id, label, note, destinations, priority, now)
+    }
+    fn lease(&self, d: &str, max: usize, now: UnixMillis) -> radroute_queue::Result<Vec<Job>> {
+        self.inner.lease(d, max, now)
+    }
+    fn next_due(&self, d: &str) -> radroute_queue::Result<Option<UnixMillis>> {
+        self.inner.next_due(d)
+    }
+    fn complete(&self, j: JobId, o: &Outcome, now: UnixMillis) -> radroute_queue::Result<JobState> {
+        self.inner.complete(j, o, now)
+    }
+    fn recover(&self, now: UnixMillis) -> radroute_queue::Result<RecoveryReport> {
+        self.inner.recover(now)
+    }
+    fn release_stale(&self, before: UnixMillis, now: UnixMillis) -> radroute_queue::Result<u64> {
+        self.inner.release_stale(before, now)
+    }
+    fn purgeable(
+        &self,
+        now: UnixMillis,
+        retention: Retention,
+        limit: usize,
+    ) -> radroute_queue::Result<Vec<String>> {
+        self.inner.purgeable(now, retention, limit)
+    }
+    fn mark_done(&self, id: &str, now: UnixMillis) -> radroute_queue::Result<()> {
+        self.inner.mark_done(id, now)
+    }
+    fn open_instances(&self) -> radroute_queue::Result<Vec<(String, InstanceState)>> {
+        self.inner.open_instances()
+    }
+    fn fail_jobs(&self, id: &str, error: &str, now: UnixMillis) -> radroute_queue::Result<usize> {
+        self.inner.fail_jobs(id, error, now)
+    }
+    fn counts(&self) -> radroute_queue::Result<Counts> {
+        self.inner.counts()
+    }
+    fn list_jobs(&self, f: &JobFilter) -> radroute_queue::Result<Vec<JobView>> {
+        self.inner.list_jobs(f)
+    }
+    fn retry_job(&self, j: JobId, now: UnixMillis) -> radroute_queue::Result<()> {
+        self.inner.retry_job(j, now)
+    }
+    fn retry_dead(&self, d: Option<&str>, now: UnixMillis) -> radroute_queue::Result<usize> {
+        self.inner.retry_dead(d, now)
+    }
+    fn drop_job(&self, j: JobId, now: UnixMillis) -> radroute_queue::Result<()> {
+        self.inner.drop_job(j, now)
+    }
+    fn instance(&self, id: &str) -> radroute_queue::Result<Option<InstanceDetail>> {
+        self.inner.instance(id)
+    }
+    fn study(&self, uid: &str) -> radroute_queue::Result<Vec<InstanceDetail>> {
+        self.inner.study(uid)
+    }
+}
+
+/// Labels "CHEST" after `work`, counting how often it was asked.
+struct CountingLabeler {
+    calls: std::sync::atomic::AtomicUsize,
+    work: Duration,
+}
+
+impl Labeler for CountingLabeler {
+    fn label(&self, obj: &mut DefaultDicomObject) -> LabelOutcome {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(self.work);
+        obj.put(DataElement::new(tags::BODY_PART_EXAMINED, VR::CS, "CHEST"));
+        LabelOutcome {
+            label: Some("CHEST".into()),
+            confidence: Some(0.9),
+            note: None,
+            modified: true,
+            ..Default::default()
+        }
+    }
+}
+
+#[test]
+fn an_instance_that_finishes_while_the_pending_page_is_read_is_not_processed_again() {
+    let labeler = Arc::new(CountingLabeler {
+        calls: 0.into(),
+        work: Duration::from_millis(100),
+    });
+    let f = fixture(
+        Some(labeler.clone()),
+        "[[routes]]\ndestinations = [\"pacs\"]\n",
+    );
+    let base = &f.processing;
+    // The page is read while the instance is being labelled and handed back after it was routed.
+    let p = Arc::new(Processing {
+        spool: base.spool.clone(),
+        queue: Arc::new(LatePendingPage {
+            inner: base.queue.clone(),
+            delay: Duration::from_millis(400),
+        }),
+        rules: RwLock::new(base.rules.read().expect("rules").clone()),
+        labeler: Some(labeler.clone()),
+        wake_forward: Arc::new(Notify::new()),
+        studies: Arc::new(MemoryStudies::default()),
+        handoff: Arc::new(crate::handoff::Handoff::new(0)),
+        backlog: Default::default(),
+        evidence: None,
+    });
+    let rt = runtime();
+    let ids: Vec<String> = (1..=3).map(|n| receive(&p, "1.2.9", "CR", n).id).collect();
+    let _running = start(&rt, &p, 1);
+    wait_processed(&p, &ids, Duration::from_secs(20));
+    // Two more passes of the loop: a second processing would show up as more calls.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        labeler.calls.load(Ordering::SeqCst),
+        ids.len(),
+        "each instance labelled exactly once"
+    );
 }
