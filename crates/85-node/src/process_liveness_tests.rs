@@ -158,6 +158,18 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// What the test labelers do when they label: Body Part Examined CHEST, confidence 0.9.
+fn label_chest(obj: &mut DefaultDicomObject) -> LabelOutcome {
+    obj.put(DataElement::new(tags::BODY_PART_EXAMINED, VR::CS, "CHEST"));
+    LabelOutcome {
+        label: Some("CHEST".into()),
+        confidence: Some(0.9),
+        note: None,
+        modified: true,
+        ..Default::default()
+    }
+}
+
 /// Panics on the first `panics` instances it sees, labels the others "CHEST".
 struct PanickingLabeler {
     panics: std::sync::atomic::AtomicUsize,
@@ -172,14 +184,7 @@ impl Labeler for PanickingLabeler {
         {
             panic!("decoder bug in a test");
         }
-        obj.put(DataElement::new(tags::BODY_PART_EXAMINED, VR::CS, "CHEST"));
-        LabelOutcome {
-            label: Some("CHEST".into()),
-            confidence: Some(0.9),
-            note: None,
-            modified: true,
-            ..Default::default()
-        }
+        label_chest(obj)
     }
 }
 
@@ -482,14 +487,7 @@ impl Labeler for CountingLabeler {
     fn label(&self, obj: &mut DefaultDicomObject) -> LabelOutcome {
         self.calls.fetch_add(1, Ordering::SeqCst);
         std::thread::sleep(self.work);
-        obj.put(DataElement::new(tags::BODY_PART_EXAMINED, VR::CS, "CHEST"));
-        LabelOutcome {
-            label: Some("CHEST".into()),
-            confidence: Some(0.9),
-            note: None,
-            modified: true,
-            ..Default::default()
-        }
+        label_chest(obj)
     }
 }
 
