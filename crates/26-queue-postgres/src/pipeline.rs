@@ -157,6 +157,7 @@ pub(crate) async fn lease(
     destination: &str,
     max: usize,
     now: UnixMillis,
+    token: i64,
 ) -> Result<Vec<Job>> {
     const OP: &str = "lease";
     if max == 0 {
@@ -168,7 +169,7 @@ pub(crate) async fn lease(
                  WHERE destination = $1 AND state = 'queued' AND next_attempt_at <= $2 \
                  ORDER BY priority DESC, created_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
              UPDATE jobs j SET state = 'in_flight', updated_at = $2, lease_owner = $4, \
-                 leased_at = $2, lease_expires_at = $5 \
+                 leased_at = $2, lease_expires_at = $5, lease_token = $6 \
              FROM picked, instances i WHERE j.id = picked.id AND i.id = j.instance_id \
              RETURNING j.id, j.instance_id, j.destination, j.attempts, i.sop_instance_uid, \
                  i.sop_class_uid, i.transfer_syntax, i.study_instance_uid, j.priority, \
@@ -180,7 +181,14 @@ pub(crate) async fn lease(
     let found = c
         .query(
             &stmt,
-            &[&destination, &now.0, &rows::limit(max), &ctx.node, &expires],
+            &[
+                &destination,
+                &now.0,
+                &rows::limit(max),
+                &ctx.node,
+                &expires,
+                &token,
+            ],
         )
         .await
         .map_err(|e| errors::db(OP, e))?;
@@ -351,6 +359,27 @@ pub(crate) async fn release_own(c: &Client, ctx: &Ctx, now: UnixMillis) -> Resul
         .await
         .map_err(|e| errors::db(OP, e))?;
     c.execute(&stmt, &[&ctx.node, &now.0])
+        .await
+        .map_err(|e| errors::db(OP, e))
+}
+
+/// Requeues (attempt not counted) this node's in-flight jobs taken by the lease calls `tokens`:
+/// calls that failed on the client's side (connection lost) but may have committed.
+pub(crate) async fn release_tokens(
+    c: &Client,
+    ctx: &Ctx,
+    tokens: &[i64],
+    now: UnixMillis,
+) -> Result<u64> {
+    const OP: &str = "release leases of failed calls";
+    let stmt = c
+        .prepare_cached(
+            "UPDATE jobs SET state = 'queued', next_attempt_at = $3, updated_at = $3 \
+             WHERE state = 'in_flight' AND lease_owner = $1 AND lease_token = ANY($2)",
+        )
+        .await
+        .map_err(|e| errors::db(OP, e))?;
+    c.execute(&stmt, &[&ctx.node, &tokens, &now.0])
         .await
         .map_err(|e| errors::db(OP, e))
 }

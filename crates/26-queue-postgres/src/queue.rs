@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use deadpool_postgres::{Object, Pool};
@@ -76,6 +78,11 @@ pub struct PostgresQueue {
     ctx: Ctx,
     call_timeout: Duration,
     database: String,
+    /// Token of the next lease call (unique within this process).
+    lease_tokens: AtomicI64,
+    /// Tokens of lease calls that failed on this side: they may have committed, and their jobs
+    /// are requeued by the next lease call that reaches the database.
+    failed_leases: Mutex<Vec<i64>>,
 }
 
 impl std::fmt::Debug for PostgresQueue {
@@ -131,6 +138,8 @@ impl PostgresQueue {
             },
             call_timeout: config.call_timeout(),
             database: config.redacted_url(),
+            lease_tokens: AtomicI64::new(UnixMillis::now().0.saturating_mul(1000)),
+            failed_leases: Mutex::new(Vec::new()),
         };
         let database = queue.database.clone();
         // Migrations may wait for another node's migration lock: not bounded by call_timeout.
@@ -182,6 +191,35 @@ impl PostgresQueue {
     /// In-flight jobs per lease owner (node id).
     pub fn leases_by_node(&self) -> Result<BTreeMap<String, u64>> {
         call!(self, "leases by node", |c| admin::leases_by_node(c))
+    }
+
+    /// Requeues the jobs of lease calls that failed on this side (a lease that committed while
+    /// the connection broke would otherwise stay in flight until the stale-lease limit); kept for
+    /// the next call while the database does not answer.
+    fn release_failed_leases(&self, now: UnixMillis) {
+        let tokens: Vec<i64> = self
+            .failed_leases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if tokens.is_empty() {
+            return;
+        }
+        let released = call!(self, "release leases of failed calls", |c| {
+            pipeline::release_tokens(c, &self.ctx, &tokens, now)
+        });
+        if let Ok(n) = released {
+            self.failed_leases
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|t| !tokens.contains(t));
+            if n > 0 {
+                tracing::warn!(
+                    jobs = n,
+                    "requeued jobs leased by a call whose answer was lost (database connection broke)"
+                );
+            }
+        }
     }
 
     /// Runs `work` on the pool's runtime, within the call timeout.
@@ -285,13 +323,23 @@ impl ForwardQueue for PostgresQueue {
     }
 
     fn lease(&self, destination: &str, max: usize, now: UnixMillis) -> Result<Vec<Job>> {
-        call!(self, "lease", |c| pipeline::lease(
+        self.release_failed_leases(now);
+        let token = self.lease_tokens.fetch_add(1, Ordering::Relaxed);
+        let leased = call!(self, "lease", |c| pipeline::lease(
             c,
             &self.ctx,
             destination,
             max,
-            now
-        ))
+            now,
+            token
+        ));
+        if leased.is_err() {
+            self.failed_leases
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(token);
+        }
+        leased
     }
 
     fn next_due(&self, destination: &str) -> Result<Option<UnixMillis>> {
@@ -375,5 +423,56 @@ impl ForwardQueue for PostgresQueue {
 
     fn study(&self, study_instance_uid: &str) -> Result<Vec<InstanceDetail>> {
         call!(self, "study", |c| admin::study(c, study_instance_uid))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use radroute_queue::NewInstance;
+    use radroute_testkit::postgres::PgServer;
+
+    #[test]
+    fn jobs_of_a_lease_call_that_failed_on_this_side_are_requeued_by_the_next_lease() {
+        let url = PgServer::shared().new_database();
+        let q =
+            PostgresQueue::connect(&PgConfig::new(url), PgQueueOptions::new("n1")).expect("queue");
+        let now = UnixMillis::now();
+        q.add_instance(&NewInstance {
+            id: "i1".into(),
+            sop_instance_uid: "1.2.3.1".into(),
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.1".into(),
+            transfer_syntax: "1.2.840.10008.1.2.1".into(),
+            study_instance_uid: None,
+            calling_ae: "MODALITY".into(),
+            called_ae: "RADROUTE".into(),
+            peer_addr: "127.0.0.1:4000".into(),
+            received_at: now,
+            bytes: 10,
+        })
+        .expect("add");
+        q.route_instance("i1", None, None, &["pacs".to_string()], now)
+            .expect("route");
+        // A lease call that committed in the database while its answer was lost (connection
+        // broken): the job is in flight, owned by this node, and nobody here knows it.
+        let token = q.lease_tokens.fetch_add(1, Ordering::Relaxed);
+        let lost = call!(q, "lease", |c| pipeline::lease(
+            c, &q.ctx, "pacs", 10, now, token
+        ))
+        .expect("lease commits");
+        assert_eq!(lost.len(), 1);
+        q.failed_leases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(token);
+        // The next lease requeues it first and gets it, instead of leaving it in flight until
+        // the watchdog's stale-lease limit.
+        let again = q.lease("pacs", 10, now).expect("lease");
+        assert_eq!(again.len(), 1, "the lost lease's job is leased again");
+        assert!(q
+            .failed_leases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty());
     }
 }

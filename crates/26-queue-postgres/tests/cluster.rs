@@ -282,7 +282,8 @@ fn migrations_run_once_under_concurrent_starts_and_refuse_a_newer_schema() {
             db,
             "SELECT COUNT(*), MAX(version) FROM radroute_queue_schema"
         ),
-        format!("1|{}", radroute_queue_pg::migrate::latest_version())
+        // Versions 1..=latest, each applied once.
+        format!("{n}|{n}", n = radroute_queue_pg::migrate::latest_version())
     );
     server.psql(
         db,
