@@ -10,8 +10,8 @@ use std::time::Duration;
 use deadpool_postgres::{Object, Pool};
 use radroute_queue::{
     Counts, ForwardQueue, InstanceDetail, InstanceRecord, InstanceState, Job, JobFilter, JobId,
-    JobState, JobView, NewInstance, Outcome, RecoveryReport, Result, Retention, RetryPolicy,
-    UnixMillis,
+    JobState, JobView, NewInstance, Outcome, QueueError, RecoveryReport, Result, Retention,
+    RetryPolicy, UnixMillis,
 };
 use tokio::runtime::{Handle, Runtime};
 
@@ -83,6 +83,9 @@ pub struct PostgresQueue {
     /// Tokens of lease calls that failed on this side: they may have committed, and their jobs
     /// are requeued by the next lease call that reaches the database.
     failed_leases: Mutex<Vec<i64>>,
+    /// Outcomes that could not be recorded (database unreachable): recorded by the next lease
+    /// call that reaches the database, so a job that was never sent is not left in flight.
+    unrecorded: Mutex<Vec<(JobId, Outcome)>>,
 }
 
 impl std::fmt::Debug for PostgresQueue {
@@ -140,6 +143,7 @@ impl PostgresQueue {
             database: config.redacted_url(),
             lease_tokens: AtomicI64::new(UnixMillis::now().0.saturating_mul(1000)),
             failed_leases: Mutex::new(Vec::new()),
+            unrecorded: Mutex::new(Vec::new()),
         };
         let database = queue.database.clone();
         // Migrations may wait for another node's migration lock: not bounded by call_timeout.
@@ -191,6 +195,37 @@ impl PostgresQueue {
     /// In-flight jobs per lease owner (node id).
     pub fn leases_by_node(&self) -> Result<BTreeMap<String, u64>> {
         call!(self, "leases by node", |c| admin::leases_by_node(c))
+    }
+
+    /// Records the outcomes that [`ForwardQueue::complete`] could not (database unreachable): a
+    /// retry of a job never sent would otherwise stay in flight until the stale-lease limit. An
+    /// outcome the database meanwhile refuses (the lease was taken over, or the first call did
+    /// commit) is dropped; one that still cannot reach it is kept for the next call.
+    fn record_unrecorded(&self, now: UnixMillis) {
+        let pending: Vec<(JobId, Outcome)> =
+            std::mem::take(&mut *self.unrecorded.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut keep = Vec::new();
+        for (job_id, outcome) in pending {
+            if !keep.is_empty() {
+                keep.push((job_id, outcome));
+                continue;
+            }
+            match call!(self, "complete", |c| pipeline::complete(
+                c, &self.ctx, job_id, &outcome, now
+            )) {
+                Ok(state) => tracing::info!(
+                    job = job_id,
+                    ?state,
+                    "outcome recorded after the database came back"
+                ),
+                Err(e) if e.is_unavailable() => keep.push((job_id, outcome)),
+                Err(e) => tracing::info!(job = job_id, error = %e, "late outcome not recorded"),
+            }
+        }
+        self.unrecorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(keep);
     }
 
     /// Requeues the jobs of lease calls that failed on this side (a lease that committed while
@@ -323,6 +358,7 @@ impl ForwardQueue for PostgresQueue {
     }
 
     fn lease(&self, destination: &str, max: usize, now: UnixMillis) -> Result<Vec<Job>> {
+        self.record_unrecorded(now);
         self.release_failed_leases(now);
         let token = self.lease_tokens.fetch_add(1, Ordering::Relaxed);
         let leased = call!(self, "lease", |c| pipeline::lease(
@@ -347,9 +383,16 @@ impl ForwardQueue for PostgresQueue {
     }
 
     fn complete(&self, job_id: JobId, outcome: &Outcome, now: UnixMillis) -> Result<JobState> {
-        call!(self, "complete", |c| pipeline::complete(
+        let recorded = call!(self, "complete", |c| pipeline::complete(
             c, &self.ctx, job_id, outcome, now
-        ))
+        ));
+        if recorded.as_ref().is_err_and(QueueError::is_unavailable) {
+            self.unrecorded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((job_id, outcome.clone()));
+        }
+        recorded
     }
 
     fn recover(&self, now: UnixMillis) -> Result<RecoveryReport> {
@@ -431,6 +474,57 @@ mod tests {
     use super::*;
     use radroute_queue::NewInstance;
     use radroute_testkit::postgres::PgServer;
+
+    /// A queue with one instance routed to `pacs`.
+    fn queue_with_one_job() -> (PostgresQueue, UnixMillis) {
+        let url = PgServer::shared().new_database();
+        let q =
+            PostgresQueue::connect(&PgConfig::new(url), PgQueueOptions::new("n1")).expect("queue");
+        let now = UnixMillis::now();
+        q.add_instance(&NewInstance {
+            id: "i1".into(),
+            sop_instance_uid: "1.2.3.1".into(),
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.1".into(),
+            transfer_syntax: "1.2.840.10008.1.2.1".into(),
+            study_instance_uid: None,
+            calling_ae: "MODALITY".into(),
+            called_ae: "RADROUTE".into(),
+            peer_addr: "127.0.0.1:4000".into(),
+            received_at: now,
+            bytes: 10,
+        })
+        .expect("add");
+        q.route_instance("i1", None, None, &["pacs".to_string()], now)
+            .expect("route");
+        (q, now)
+    }
+
+    #[test]
+    fn an_outcome_the_database_did_not_take_is_recorded_by_the_next_lease() {
+        let (q, now) = queue_with_one_job();
+        let job = q.lease("pacs", 10, now).expect("lease").remove(0);
+        // The bytes could not be read and `complete` found the database gone: the job, never
+        // sent, would stay in flight until the stale-lease limit.
+        q.unrecorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((
+                job.id,
+                Outcome::Retry {
+                    error: "instance bytes unavailable".into(),
+                    status: None,
+                },
+            ));
+        q.lease("pacs", 10, now).expect("lease");
+        let detail = q.instance("i1").expect("read").expect("instance");
+        assert_eq!(detail.jobs[0].state, JobState::Queued, "{detail:?}");
+        assert_eq!(detail.jobs[0].attempts, 1);
+        assert!(q
+            .unrecorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty());
+    }
 
     #[test]
     fn jobs_of_a_lease_call_that_failed_on_this_side_are_requeued_by_the_next_lease() {
