@@ -355,16 +355,110 @@ fn files_to_send(
     let Ok(id) = id.parse::<InstanceId>() else {
         return Ok((missing(), None));
     };
-    if let Ok(processed) = store.local_file(FileKind::Processed, &id) {
-        return Ok((processed, None));
+    // A derived object that cannot be looked up right now is not the same as none: sending the
+    // original instead would forward it without its label.
+    let unavailable = |e: SpoolError| {
+        tracing::warn!(id = %id, error = %e, "instance bytes unavailable for forwarding");
+        format!("instance bytes unavailable: {e}")
+    };
+    match store.local_file(FileKind::Processed, &id) {
+        Ok(processed) => return Ok((processed, None)),
+        Err(SpoolError::NotFound { .. }) => {}
+        Err(e) => return Err(unavailable(e)),
     }
-    let header = store.local_file(FileKind::Header, &id).ok();
+    let header = match store.local_file(FileKind::Header, &id) {
+        Ok(header) => Some(header),
+        Err(SpoolError::NotFound { .. }) => None,
+        Err(e) => return Err(unavailable(e)),
+    };
     match store.local_file(FileKind::Incoming, &id) {
         Ok(incoming) => Ok((incoming, header)),
         Err(SpoolError::NotFound { .. }) => Ok((missing(), None)),
-        Err(e) => {
-            tracing::warn!(id = %id, error = %e, "instance bytes unavailable for forwarding");
-            Err(format!("instance bytes unavailable: {e}"))
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use radroute_spool::{FileStat, Spool, Usage};
+    use std::path::PathBuf;
+
+    /// A local spool whose coerced headers cannot be looked up (a remote store gone away).
+    #[derive(Debug)]
+    struct HeaderUnreachable(Spool);
+
+    impl InstanceStore for HeaderUnreachable {
+        fn backend(&self) -> &'static str {
+            "test"
         }
+        fn put(
+            &self,
+            kind: FileKind,
+            id: &InstanceId,
+            parts: &[&[u8]],
+        ) -> radroute_spool::Result<()> {
+            InstanceStore::put(&self.0, kind, id, parts)
+        }
+        fn read(&self, kind: FileKind, id: &InstanceId) -> radroute_spool::Result<Vec<u8>> {
+            InstanceStore::read(&self.0, kind, id)
+        }
+        fn local_file(&self, kind: FileKind, id: &InstanceId) -> radroute_spool::Result<PathBuf> {
+            if kind == FileKind::Header {
+                return Err(SpoolError::Backend {
+                    backend: "test",
+                    op: "local file",
+                    target: id.to_string(),
+                    full: false,
+                    source: "connection closed".into(),
+                });
+            }
+            InstanceStore::local_file(&self.0, kind, id)
+        }
+        fn contains(&self, kind: FileKind, id: &InstanceId) -> radroute_spool::Result<bool> {
+            InstanceStore::contains(&self.0, kind, id)
+        }
+        fn stat(&self, kind: FileKind, id: &InstanceId) -> radroute_spool::Result<FileStat> {
+            InstanceStore::stat(&self.0, kind, id)
+        }
+        fn remove_kind(&self, kind: FileKind, id: &InstanceId) -> radroute_spool::Result<()> {
+            InstanceStore::remove_kind(&self.0, kind, id)
+        }
+        fn remove(&self, id: &InstanceId) -> radroute_spool::Result<()> {
+            InstanceStore::remove(&self.0, id)
+        }
+        fn list(&self, kind: FileKind) -> radroute_spool::Result<Vec<InstanceId>> {
+            InstanceStore::list(&self.0, kind)
+        }
+        fn quarantine(&self, kind: FileKind, id: &InstanceId) -> radroute_spool::Result<String> {
+            InstanceStore::quarantine(&self.0, kind, id)
+        }
+        fn free_bytes(&self) -> radroute_spool::Result<u64> {
+            InstanceStore::free_bytes(&self.0)
+        }
+        fn usage(&self) -> radroute_spool::Result<Usage> {
+            InstanceStore::usage(&self.0)
+        }
+        fn check_ready(&self) -> radroute_spool::Result<()> {
+            InstanceStore::check_ready(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_header_that_cannot_be_looked_up_is_retried_not_sent_without() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = HeaderUnreachable(Spool::open(dir.path()).expect("spool"));
+        let id = InstanceId::generate();
+        InstanceStore::put(&store, FileKind::Incoming, &id, &[b"instance"]).expect("put");
+        InstanceStore::put(&store, FileKind::Header, &id, &[b"labelled header"]).expect("put");
+        let found = files_to_send(&store, id.as_str());
+        assert!(
+            matches!(&found, Err(reason) if reason.contains("unavailable")),
+            "sent without its coerced header: {found:?}"
+        );
+        // Only a header that is not there means "send the original as received".
+        InstanceStore::remove_kind(&store, FileKind::Header, &id).expect("remove");
+        let (path, header) = files_to_send(&store.0, id.as_str()).expect("incoming");
+        assert!(path.is_file() && header.is_none());
     }
 }
