@@ -528,25 +528,7 @@ mod tests {
 
     #[test]
     fn jobs_of_a_lease_call_that_failed_on_this_side_are_requeued_by_the_next_lease() {
-        let url = PgServer::shared().new_database();
-        let q =
-            PostgresQueue::connect(&PgConfig::new(url), PgQueueOptions::new("n1")).expect("queue");
-        let now = UnixMillis::now();
-        q.add_instance(&NewInstance {
-            id: "i1".into(),
-            sop_instance_uid: "1.2.3.1".into(),
-            sop_class_uid: "1.2.840.10008.5.1.4.1.1.1".into(),
-            transfer_syntax: "1.2.840.10008.1.2.1".into(),
-            study_instance_uid: None,
-            calling_ae: "MODALITY".into(),
-            called_ae: "RADROUTE".into(),
-            peer_addr: "127.0.0.1:4000".into(),
-            received_at: now,
-            bytes: 10,
-        })
-        .expect("add");
-        q.route_instance("i1", None, None, &["pacs".to_string()], now)
-            .expect("route");
+        let (q, now) = queue_with_one_job();
         // A lease call that committed in the database while its answer was lost (connection
         // broken): the job is in flight, owned by this node, and nobody here knows it.
         let token = q.lease_tokens.fetch_add(1, Ordering::Relaxed);
