@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/setup.sh --test
+# No incremental compilation: a one-off build gains nothing from it, and its caches double target/.
+export CARGO_INCREMENTAL=0
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$(ls "$PWD"/.venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n1)}"
 cargo build --workspace --all-targets
 cargo test --workspace --no-fail-fast
