@@ -10,6 +10,8 @@
 //! ([`PDataAssembler::capacity_after`]) before pushing it, so it can reserve that memory from a
 //! shared budget first (radroute-receive does).
 
+use std::borrow::Cow;
+
 use dicom_ul::pdu::{PDataValue, PDataValueType};
 
 use crate::command::{Command, CommandError};
@@ -155,24 +157,31 @@ impl PDataAssembler {
         if *pc != pdv.presentation_context_id || pdv.value_type != PDataValueType::Data {
             return Ok(buf.capacity());
         }
-        self.grown_capacity(buf, pdv)
+        self.grown_capacity(buf, pdv.data.len(), pdv.data.capacity(), pdv.is_last)
     }
 
-    /// Capacity of `buf` after appending `pdv`: the first fragment is moved in as it is, or
+    /// Capacity of `buf` after appending a fragment of `len` bytes held in a buffer of
+    /// `capacity` (`is_last`: the data set's last): the first fragment is moved in as it is, or
     /// copied into a buffer sized from the last data set; later growth doubles (never past the
     /// limit), so a data set of n bytes costs O(log n) reallocations.
-    fn grown_capacity(&self, buf: &Vec<u8>, pdv: &PDataValue) -> Result<usize, ReassemblyError> {
-        let needed = buf.len().saturating_add(pdv.data.len());
+    fn grown_capacity(
+        &self,
+        buf: &Vec<u8>,
+        len: usize,
+        capacity: usize,
+        is_last: bool,
+    ) -> Result<usize, ReassemblyError> {
+        let needed = buf.len().saturating_add(len);
         if needed > self.max_data_len {
             return Err(ReassemblyError::DataSetTooLarge {
                 len: needed,
                 max: self.max_data_len,
             });
         }
-        let capacity = buf.capacity();
-        if capacity == 0 {
-            if pdv.is_last || self.last_data_len <= pdv.data.len() {
-                return Ok(pdv.data.capacity());
+        let current = buf.capacity();
+        if current == 0 {
+            if is_last || self.last_data_len <= len {
+                return Ok(capacity.max(needed));
             }
             return Ok(self
                 .last_data_len
@@ -180,13 +189,10 @@ impl PDataAssembler {
                 .min(self.max_data_len)
                 .max(needed));
         }
-        if needed <= capacity {
-            return Ok(capacity);
+        if needed <= current {
+            return Ok(current);
         }
-        Ok(capacity
-            .saturating_mul(2)
-            .min(self.max_data_len)
-            .max(needed))
+        Ok(current.saturating_mul(2).min(self.max_data_len).max(needed))
     }
 
     /// True while part of a message has been received but not all of it.
@@ -198,10 +204,47 @@ impl PDataAssembler {
     ///
     /// The PDV's bytes are moved, not copied, when a part consists of one fragment.
     pub fn push(&mut self, pdv: PDataValue) -> Result<Option<AssembledMessage>, ReassemblyError> {
-        let pc = pdv.presentation_context_id;
+        let PDataValue {
+            presentation_context_id,
+            value_type,
+            is_last,
+            data,
+        } = pdv;
+        self.feed(
+            presentation_context_id,
+            value_type,
+            is_last,
+            Cow::Owned(data),
+        )
+    }
+
+    /// Feeds one PDV whose bytes stay the caller's: they are copied in, never moved, so the
+    /// caller can hand the PDV's buffer on (the SCP gives it to the write-behind of the data set
+    /// instead of copying it a second time).
+    pub fn push_copied(
+        &mut self,
+        pdv: &PDataValue,
+    ) -> Result<Option<AssembledMessage>, ReassemblyError> {
+        self.feed(
+            pdv.presentation_context_id,
+            pdv.value_type.clone(),
+            pdv.is_last,
+            Cow::Borrowed(&pdv.data),
+        )
+    }
+
+    fn feed(
+        &mut self,
+        pc: u8,
+        value_type: PDataValueType,
+        is_last: bool,
+        data: Cow<'_, [u8]>,
+    ) -> Result<Option<AssembledMessage>, ReassemblyError> {
         let state = std::mem::take(&mut self.state);
-        match (state, pdv.value_type.clone()) {
-            (State::Idle, PDataValueType::Command) => self.command_fragment(pc, Vec::new(), pdv),
+        match (state, value_type) {
+            (State::Idle, PDataValueType::Command) => {
+                self.command_fragment(pc, Vec::new(), is_last, data)
+            }
             (State::Command { pc: open, buf }, PDataValueType::Command) => {
                 if open != pc {
                     return Err(ReassemblyError::ContextSwitch {
@@ -209,7 +252,7 @@ impl PDataAssembler {
                         got: pc,
                     });
                 }
-                self.command_fragment(pc, buf, pdv)
+                self.command_fragment(pc, buf, is_last, data)
             }
             (State::Idle, PDataValueType::Data) => Err(ReassemblyError::UnexpectedData(pc)),
             (State::Command { pc: open, .. }, PDataValueType::Data) => {
@@ -229,16 +272,21 @@ impl PDataAssembler {
                         got: pc,
                     });
                 }
-                let target = self.grown_capacity(&buf, &pdv)?;
-                if buf.capacity() == 0 && target == pdv.data.capacity() {
-                    buf = pdv.data;
-                } else {
-                    if target > buf.capacity() {
-                        buf.reserve_exact(target - buf.len());
+                let owned_capacity = match &data {
+                    Cow::Owned(v) => v.capacity(),
+                    Cow::Borrowed(_) => 0,
+                };
+                let target = self.grown_capacity(&buf, data.len(), owned_capacity, is_last)?;
+                match data {
+                    Cow::Owned(v) if buf.capacity() == 0 && target == v.capacity() => buf = v,
+                    data => {
+                        if target > buf.capacity() {
+                            buf.reserve_exact(target - buf.len());
+                        }
+                        buf.extend_from_slice(&data);
                     }
-                    buf.extend_from_slice(&pdv.data);
                 }
-                if pdv.is_last {
+                if is_last {
                     self.last_data_len = buf.len();
                     Ok(Some(AssembledMessage {
                         presentation_context_id: pc,
@@ -260,9 +308,10 @@ impl PDataAssembler {
         &mut self,
         pc: u8,
         mut buf: Vec<u8>,
-        pdv: PDataValue,
+        is_last: bool,
+        data: Cow<'_, [u8]>,
     ) -> Result<Option<AssembledMessage>, ReassemblyError> {
-        let len = buf.len().saturating_add(pdv.data.len());
+        let len = buf.len().saturating_add(data.len());
         if len > MAX_COMMAND_SET_LEN {
             return Err(ReassemblyError::CommandTooLong {
                 len,
@@ -270,11 +319,11 @@ impl PDataAssembler {
             });
         }
         if buf.is_empty() {
-            buf = pdv.data;
+            buf = data.into_owned();
         } else {
-            buf.extend_from_slice(&pdv.data);
+            buf.extend_from_slice(&data);
         }
-        if !pdv.is_last {
+        if !is_last {
             self.state = State::Command { pc, buf };
             return Ok(None);
         }
@@ -356,6 +405,44 @@ mod tests {
         assert_eq!(msg.command, cmd);
         assert_eq!(msg.data.as_deref(), Some(&b"abcdef"[..]));
         assert!(!asm.is_mid_message());
+    }
+
+    /// `push_copied` assembles the same message as `push`, leaves every PDV's bytes with the
+    /// caller, and sizes its buffer as `capacity_after` said (the SCP reserves that much).
+    #[test]
+    fn copied_fragments_assemble_the_same_message_and_stay_with_the_caller() {
+        let cmd = Command::StoreRq(CStoreRq {
+            message_id: 9,
+            affected_sop_class_uid: "1.2.840.10008.5.1.4.1.1.1".into(),
+            affected_sop_instance_uid: "1.2.4".into(),
+            priority: Priority::Medium,
+            move_originator_ae_title: None,
+            move_originator_message_id: None,
+        });
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let mut pdvs = vec![pdv(
+            PDataValueType::Command,
+            true,
+            &cmd.encode().expect("encode"),
+        )];
+        let parts: Vec<&[u8]> = data.chunks(1_000).collect();
+        for (i, part) in parts.iter().enumerate() {
+            pdvs.push(pdv(PDataValueType::Data, i + 1 == parts.len(), part));
+        }
+        let (mut moved, mut copied) = (PDataAssembler::new(), PDataAssembler::new());
+        let (mut by_move, mut by_copy) = (None, None);
+        for p in &pdvs {
+            let want = copied.capacity_after(p).expect("within limits");
+            let out = copied.push_copied(p).expect("ok");
+            assert!(copied.data_capacity() <= want.max(p.data.len()));
+            by_copy = by_copy.or(out);
+            by_move = by_move.or(moved.push(p.clone()).expect("ok"));
+        }
+        let (by_move, by_copy) = (by_move.expect("complete"), by_copy.expect("complete"));
+        assert_eq!(by_copy.command, cmd);
+        assert_eq!(by_copy.data.as_deref(), Some(&data[..]));
+        assert_eq!(by_move.data, by_copy.data);
+        assert_eq!(pdvs[1].data, data[..1_000], "the caller keeps its bytes");
     }
 
     #[test]

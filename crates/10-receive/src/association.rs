@@ -176,7 +176,7 @@ pub(crate) async fn serve_association<S, H>(
         match pdu {
             Pdu::PData { data } => {
                 let mut broken = None;
-                for pdv in data {
+                for mut pdv in data {
                     // Reserve what the data set buffer is about to take before it grows: past
                     // the budget, stop reading (the sender waits on TCP) for a bounded time.
                     let reserved = match assembler.capacity_after(&pdv) {
@@ -220,11 +220,20 @@ pub(crate) async fn serve_association<S, H>(
                                 );
                             }
                         }
-                        if let Some(stream) = stream.as_mut() {
-                            stream.push(&pdv.data).await;
-                        }
                     }
-                    match assembler.push(pdv) {
+                    // While a data set is written behind, the assembler copies the PDV's bytes
+                    // and the stream takes its buffer as it is: one copy, not two.
+                    let assembled = match stream.as_mut() {
+                        Some(stream) if pdv.value_type == PDataValueType::Data => {
+                            let assembled = assembler.push_copied(&pdv);
+                            if assembled.is_ok() {
+                                stream.push(std::mem::take(&mut pdv.data)).await;
+                            }
+                            assembled
+                        }
+                        _ => assembler.push(pdv),
+                    };
+                    match assembled {
                         Ok(None) => {}
                         Ok(Some(msg)) => {
                             let streamed = match stream.take() {

@@ -104,6 +104,14 @@ pub struct InstanceStart<'a> {
 pub trait DataSetSink: Send + 'static {
     /// Takes the next bytes. An error stops the stream: no more bytes come.
     fn write(&mut self, bytes: &[u8]) -> Result<(), String>;
+
+    /// Takes the next bytes as the PDV buffers they arrived in, in order, as [`write`] of each
+    /// would; a sink that writes a file gathers them into one system call.
+    ///
+    /// [`write`]: DataSetSink::write
+    fn write_parts(&mut self, parts: &[Vec<u8>]) -> Result<(), String> {
+        parts.iter().try_for_each(|part| self.write(part))
+    }
 }
 
 /// A handler without write-behind.

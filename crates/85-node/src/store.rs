@@ -85,29 +85,40 @@ pub struct SpoolSink {
     put: Option<Box<dyn PutStream>>,
 }
 
+impl SpoolSink {
+    /// The spool file's stream, begun (with the file's first bytes) on the first write.
+    fn put(&mut self) -> Result<&mut Box<dyn PutStream>, String> {
+        if self.put.is_none() {
+            if self.min_free > 0 {
+                let free = self.store.free_bytes().map_err(|e| e.to_string())?;
+                if free < self.min_free {
+                    return Err(format!(
+                        "spool below free-space watermark ({} MiB free)",
+                        free >> 20
+                    ));
+                }
+            }
+            let mut put = self
+                .store
+                .begin_put(FileKind::Incoming, &self.id)
+                .map_err(|e| e.to_string())?;
+            put.write(&self.header).map_err(|e| e.to_string())?;
+            self.put = Some(put);
+        }
+        self.put
+            .as_mut()
+            .ok_or_else(|| "spool stream not begun".to_string())
+    }
+}
+
 impl DataSetSink for SpoolSink {
     fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let put = match &mut self.put {
-            Some(put) => put,
-            None => {
-                if self.min_free > 0 {
-                    let free = self.store.free_bytes().map_err(|e| e.to_string())?;
-                    if free < self.min_free {
-                        return Err(format!(
-                            "spool below free-space watermark ({} MiB free)",
-                            free >> 20
-                        ));
-                    }
-                }
-                let mut put = self
-                    .store
-                    .begin_put(FileKind::Incoming, &self.id)
-                    .map_err(|e| e.to_string())?;
-                put.write(&self.header).map_err(|e| e.to_string())?;
-                self.put.insert(put)
-            }
-        };
-        put.write(bytes).map_err(|e| e.to_string())
+        self.put()?.write(bytes).map_err(|e| e.to_string())
+    }
+
+    fn write_parts(&mut self, parts: &[Vec<u8>]) -> Result<(), String> {
+        let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        self.put()?.write_parts(&parts).map_err(|e| e.to_string())
     }
 }
 
