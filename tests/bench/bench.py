@@ -283,6 +283,13 @@ def proc_cpu_s(pid):
         return None
 
 
+def machine_busy_s():
+    """CPU seconds the whole machine has spent busy (user, nice, system, irq, softirq, steal)."""
+    f = open("/proc/stat").readline().split()[1:9]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in f)
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 class RssSampler(threading.Thread):
     """Peak of the summed VmRSS of a process tree (the relay's storescu children come and go)."""
 
@@ -549,6 +556,10 @@ def measure(a, corpus, items, profile, path, conc, run_dir, ports):
         sops = {i["sop"] for i in items}
         slices = [items[k::conc] for k in range(conc)]
         senders = []
+        # the CPU budget of the sending window (senders, router, sink, kernel): from the first send
+        # to the last arrival, so start-up and model loading are left out
+        busy0 = machine_busy_s()
+        router_cpu0 = proc_cpu_s(router.proc.pid) if router.proc is not None else None
         t0 = time.time()
         for k, sl in enumerate(slices):
             if not sl:
@@ -574,6 +585,9 @@ def measure(a, corpus, items, profile, path, conc, run_dir, ports):
             time.sleep(0.1)
         else:
             log("run timeout after %ss" % a.run_timeout)
+        window, busy = time.time() - t0, machine_busy_s() - busy0
+        router_cpu = (proc_cpu_s(router.proc.pid) - router_cpu0
+                      if router_cpu0 is not None and router.proc.poll() is None else None)
         for p, _ in senders:
             stop(p, 5)
         if sampler:
@@ -614,6 +628,11 @@ def measure(a, corpus, items, profile, path, conc, run_dir, ports):
                    p50_ms=round(1000 * pct(lat, 50), 1) if lat else None,
                    p99_ms=round(1000 * pct(lat, 99), 1) if lat else None,
                    max_ms=round(1000 * max(lat), 1) if lat else None)
+        if delivered:
+            # where the CPU went, per delivered image; util: busy share of all cores in the window
+            row.update(machine_cpu_ms_img=round(1000 * busy / delivered, 1),
+                       cpu_util=round(busy / (window * os.cpu_count()), 2),
+                       router_cpu_ms_img=round(1000 * router_cpu / delivered, 1) if router_cpu is not None else None)
         if router.proc is not None:
             peak = max(sampler.peak if sampler else 0, router.info.get("hwm") or 0)
             row["peak_rss_mb"] = round(peak / 1e6, 1)
@@ -709,6 +728,21 @@ def tables(rows, a):
                 r["conc"], r["path"], PATHS[r["path"]], r["delivered"], r["offered"], fmt(r["images_per_s"]),
                 fmt(r["mb_per_s"]), fmt(ack), fmt(r["p50_ms"], 0), fmt(r["p99_ms"], 0),
                 fmt(r.get("peak_rss_mb"), 0), fmt(r.get("router_cpu_s"), 1), lab))
+        # where the CPU of the sending window went: on a machine this small, senders, router and
+        # sink share the cores, so images/s can never pass cores x 1000 / (machine CPU ms per image)
+        md += ["", "CPU budget of the sending window (%s, %d cores): machine = every process and the kernel; "
+               "ceiling = cores x 1000 / machine ms per image, reached only at 100 %% busy" % (corpus, os.cpu_count()), "",
+               "| conc | path | images/s | machine CPU ms/image | router CPU ms/image | rest ms/image | busy | ceiling images/s |",
+               "|---:|---|---:|---:|---:|---:|---:|---:|"]
+        for r in rs:
+            m = r.get("machine_cpu_ms_img")
+            if r.get("note") or not m:
+                continue
+            rcpu = r.get("router_cpu_ms_img")
+            md.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                r["conc"], r["path"], fmt(r["images_per_s"]), fmt(m), fmt(rcpu),
+                fmt(m - rcpu if rcpu is not None else None), fmt(r.get("cpu_util"), 2),
+                fmt(os.cpu_count() * 1000.0 / m)))
     # ratios of images/s: d and e against a, b, c
     md += ["", "### Ratios (images/s of d and e over a, b, s, c)", "",
            "| corpus | conc | d/a | d/b | d/s | d/c | e/a | e/b | e/s | e/c |",
@@ -868,7 +902,8 @@ def main():
     n_run = 0
     fields = ["corpus", "conc", "path", "rep", "offered", "accepted", "send_failed", "delivered", "seconds",
               "ack_seconds", "images_per_s", "mb_per_s", "p50_ms", "p99_ms", "max_ms", "peak_rss_mb",
-              "router_cpu_s", "labelled", "abstained", "model", "note"]
+              "router_cpu_s", "machine_cpu_ms_img", "router_cpu_ms_img", "cpu_util", "labelled", "abstained",
+              "model", "note"]
     extra = set()
     raw = []
     t_all = time.time()
