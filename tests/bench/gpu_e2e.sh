@@ -27,7 +27,13 @@
 #   libonnxruntime_providers_cuda.so       (each may be .xz/.zst; the same files as
 #                                          tests/bench/gpu_classify.sh's bundle: the lead copies
 #                                          them from an `onnxruntime-gpu` wheel, which --make-bundle
-#                                          does not download)
+#                                          does not download). Sizes (onnxruntime-gpu 1.31.1,
+#                                          measured 2026-12-07): the CUDA provider is 284 MB, 186 MB
+#                                          after `zstd -19`: over one call's 64 MiB carry. Split it
+#                                          (`split -b 60M`) and carry one piece per call on a warm
+#                                          machine into a scratch folder outside the work tree, then
+#                                          join it there; the machine image's own onnxruntime (1.30,
+#                                          KINDS.md) has no CUDA provider.
 # Where these exist on the machine itself (dcmtk in /usr/bin, pydicom importable, .venv-gpu with
 # onnxruntime-gpu, ORT_DYLIB_PATH set) they are used instead, unless BENCH_USE_BUNDLE=1 (to check
 # a bundle on the build machine: `BENCH_USE_BUNDLE=1 PYTHON=python3 RADROUTE_GPU_BUNDLE=DIR
