@@ -213,7 +213,7 @@ pub(crate) async fn serve_association<S, H>(
                                 stream = begin_stream(
                                     handler.as_ref(),
                                     &budget,
-                                    options.max_pdu,
+                                    (options.max_pdu, options.idle_timeout),
                                     &accepted,
                                     &info,
                                     (pc, &class, &instance),
@@ -329,7 +329,7 @@ fn reassembly_failed(id: u64, peer: SocketAddr, error: &ReassemblyError) -> &'st
 fn begin_stream<H: StoreHandler>(
     handler: &H,
     budget: &Arc<MemoryBudget>,
-    max_pdu: u32,
+    (max_pdu, stall_limit): (u32, std::time::Duration),
     accepted: &[PresentationContextNegotiated],
     info: &Arc<AssociationInfo>,
     (pc, sop_class_uid, sop_instance_uid): (u8, &str, &str),
@@ -353,7 +353,7 @@ fn begin_stream<H: StoreHandler>(
         sop_instance_uid,
         transfer_syntax: context.transfer_syntax.trim_end_matches('\0'),
     })?;
-    Some(DataSetStream::new(sink, memory))
+    Some(DataSetStream::new(sink, memory, stall_limit))
 }
 
 enum Dispatch {

@@ -11,10 +11,16 @@
 //! (when the budget has no room the data set is simply written at the end, as without
 //! streaming).
 //!
+//! A write that takes longer than the stream's stall limit (the association's idle timeout)
+//! fails the stream too: a hung disk must not hold the association; the write goes on in the
+//! background and its sink is dropped when it ends.
+//!
 //! A sink that fails stops the stream (the rest is not written); the handler learns it from
 //! [`crate::Streamed`] and still has the whole data set in memory. A stream that is not finished
 //! (refused, aborted, association lost) has its sink dropped on a blocking thread, which is
 //! where the handler's sink removes what it wrote.
+
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
@@ -35,6 +41,8 @@ pub(crate) struct DataSetStream<S: DataSetSink> {
     pending_len: usize,
     /// The first failure; later bytes are dropped.
     failed: Option<String>,
+    /// The longest one write may take before the stream fails.
+    stall_limit: Duration,
     /// Budget memory for the two chunks; given back with the stream.
     _memory: Reservation,
 }
@@ -46,14 +54,16 @@ impl<S: DataSetSink> DataSetStream<S> {
         2 * CHUNK.saturating_add(max_pdv)
     }
 
-    /// A stream into `sink`, its memory held by `memory`.
-    pub(crate) fn new(sink: S, memory: Reservation) -> Self {
+    /// A stream into `sink`, its memory held by `memory`; a write slower than `stall_limit`
+    /// fails it.
+    pub(crate) fn new(sink: S, memory: Reservation, stall_limit: Duration) -> Self {
         DataSetStream {
             idle: Some(sink),
             writing: None,
             pending: Vec::new(),
             pending_len: 0,
             failed: None,
+            stall_limit,
             _memory: memory,
         }
     }
@@ -89,10 +99,16 @@ impl<S: DataSetSink> DataSetStream<S> {
         let Some(writing) = self.writing.take() else {
             return;
         };
-        match writing.await {
-            Ok(Ok(sink)) => self.idle = Some(sink),
-            Ok(Err(e)) => self.fail(e),
-            Err(e) => self.fail(format!("write task failed: {e}")),
+        // On a stall the handle is dropped: the write goes on, and its sink is dropped on its
+        // blocking thread when it ends (which removes what it wrote).
+        match tokio::time::timeout(self.stall_limit, writing).await {
+            Ok(Ok(Ok(sink))) => self.idle = Some(sink),
+            Ok(Ok(Err(e))) => self.fail(e),
+            Ok(Err(e)) => self.fail(format!("write task failed: {e}")),
+            Err(_) => self.fail(format!(
+                "write-behind stalled: a write took over {} s",
+                self.stall_limit.as_secs_f64()
+            )),
         }
     }
 
@@ -145,6 +161,9 @@ mod tests {
 
     use super::*;
     use crate::budget::MemoryBudget;
+
+    /// A stall limit no healthy test write comes near.
+    const LIMIT: Duration = Duration::from_secs(30);
 
     /// Records what it was given; fails the write that would pass `fail_past` bytes.
     struct Recorder {
@@ -199,7 +218,7 @@ mod tests {
         let budget = MemoryBudget::new(64 << 20);
         let (rec, got, _) = recorder(usize::MAX);
         let writes = Arc::clone(&rec.writes);
-        let mut stream = DataSetStream::new(rec, budget.reservation());
+        let mut stream = DataSetStream::new(rec, budget.reservation(), LIMIT);
         let want = data(10 * CHUNK + 12_345);
         for pdv in want.chunks(16_372) {
             stream.push(pdv.to_vec()).await;
@@ -246,7 +265,8 @@ mod tests {
         let (mut pooled, mut thread) = (Vec::new(), Vec::new());
         for n in 0..21 {
             let t = std::time::Instant::now();
-            let mut stream = DataSetStream::new(file_sink(&format!("p{n}")), budget.reservation());
+            let mut stream =
+                DataSetStream::new(file_sink(&format!("p{n}")), budget.reservation(), LIMIT);
             for pdv in data.chunks(65_530) {
                 stream.push(pdv.to_vec()).await;
             }
@@ -289,7 +309,7 @@ mod tests {
     async fn a_failed_write_stops_the_stream_and_drops_the_sink() {
         let budget = MemoryBudget::new(64 << 20);
         let (rec, got, dropped) = recorder(3 * CHUNK);
-        let mut stream = DataSetStream::new(rec, budget.reservation());
+        let mut stream = DataSetStream::new(rec, budget.reservation(), LIMIT);
         for pdv in data(8 * CHUNK).chunks(65_536) {
             stream.push(pdv.to_vec()).await;
         }
@@ -299,13 +319,76 @@ mod tests {
         assert!(*dropped.lock().unwrap(), "sink dropped on failure");
     }
 
+    /// Blocks every write until `release` gets a message or is dropped (a hung disk); notes
+    /// its drop.
+    struct Hung {
+        release: std::sync::mpsc::Receiver<()>,
+        dropped: Arc<Mutex<bool>>,
+    }
+
+    impl DataSetSink for Hung {
+        fn write(&mut self, _bytes: &[u8]) -> Result<(), String> {
+            self.release.recv().map_err(|e| e.to_string())
+        }
+    }
+
+    impl Drop for Hung {
+        fn drop(&mut self) {
+            *self.dropped.lock().unwrap() = true;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_that_stalls_fails_the_stream_within_its_limit() {
+        let budget = MemoryBudget::new(64 << 20);
+        let (release, hung) = std::sync::mpsc::channel();
+        let dropped = Arc::new(Mutex::new(false));
+        let sink = Hung {
+            release: hung,
+            dropped: Arc::clone(&dropped),
+        };
+        let limit = Duration::from_millis(300);
+        let mut stream = DataSetStream::new(sink, budget.reservation(), limit);
+        let started = std::time::Instant::now();
+        // The first chunk's write hangs; the second chunk waits for it, then gives up.
+        let fed = async {
+            for pdv in data(3 * CHUNK).chunks(65_536) {
+                stream.push(pdv.to_vec()).await;
+            }
+            stream.finish().await
+        };
+        let err = tokio::time::timeout(Duration::from_secs(10), fed)
+            .await
+            .expect("the stream gives up on the stalled write")
+            .err()
+            .expect("a stalled write fails the stream");
+        assert!(err.contains("stalled"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            !*dropped.lock().unwrap(),
+            "the hung write still holds its sink"
+        );
+        // The disk answers at last (here: with an error): the write ends and its sink is
+        // dropped, not reused.
+        drop(release);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !*dropped.lock().unwrap() {
+            assert!(std::time::Instant::now() < deadline, "sink never dropped");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_discarded_stream_drops_its_sink_and_returns_its_memory() {
         let budget = MemoryBudget::new(64 << 20);
         let (rec, _, dropped) = recorder(usize::MAX);
         let mut memory = budget.reservation();
         assert!(memory.try_cover(DataSetStream::<Recorder>::memory(65_536)));
-        let mut stream = DataSetStream::new(rec, memory);
+        let mut stream = DataSetStream::new(rec, memory, LIMIT);
         for pdv in data(3 * CHUNK).chunks(65_536) {
             stream.push(pdv.to_vec()).await;
         }

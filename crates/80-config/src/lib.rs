@@ -114,6 +114,10 @@ pub struct NodeConfig {
     pub allow: Vec<String>,
     /// Refuse new stores with A700 when the spool's file system has less free space (MiB).
     pub min_free_mb: u64,
+    /// The longest a C-STORE waits for storage (spool file and queue row, or the cluster's
+    /// transaction) before it is refused with A700 (seconds): a hung disk must not hold
+    /// associations for ever.
+    pub store_timeout_secs: u64,
     /// Instances waiting for processing beyond which C-STORE responses are held back (flow
     /// control; 0: no limit).
     pub max_unprocessed: usize,
@@ -158,6 +162,7 @@ impl Default for NodeConfig {
             transfer_syntaxes: Vec::new(),
             allow: Vec::new(),
             min_free_mb: 512,
+            store_timeout_secs: 60,
             max_unprocessed: 16,
             artim_timeout_secs: 10,
             max_negotiating: 64,

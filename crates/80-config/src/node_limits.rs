@@ -1,5 +1,6 @@
-//! Validation of the `[node]` admission and receive-memory limits (`artim_timeout_secs`,
-//! `max_negotiating`, `max_instance_mb`, `receive_memory_mb`): values a peer could otherwise turn
+//! Validation of the `[node]` admission, storage-wait and receive-memory limits
+//! (`artim_timeout_secs`, `store_timeout_secs`, `max_negotiating`, `max_instance_mb`,
+//! `receive_memory_mb`): values a peer could otherwise turn
 //! against the node, refused by `check-config` and at start alike.
 
 use super::NodeConfig;
@@ -12,6 +13,12 @@ impl NodeConfig {
             problems.push(format!(
                 "node.artim_timeout_secs: {} is outside 1 to 600",
                 self.artim_timeout_secs
+            ));
+        }
+        if !(1..=3600).contains(&self.store_timeout_secs) {
+            problems.push(format!(
+                "node.store_timeout_secs: {} is outside 1 to 3600",
+                self.store_timeout_secs
             ));
         }
         if self.max_negotiating == 0 {
@@ -50,6 +57,8 @@ mod tests {
             node.limit_problems()
         };
         assert_eq!(bad(|n| n.artim_timeout_secs = 0).len(), 1);
+        assert_eq!(bad(|n| n.store_timeout_secs = 0).len(), 1);
+        assert_eq!(bad(|n| n.store_timeout_secs = 3601).len(), 1);
         assert_eq!(bad(|n| n.max_negotiating = 0).len(), 1);
         // 0 is not "unlimited".
         assert!(!bad(|n| n.max_instance_mb = 0).is_empty());

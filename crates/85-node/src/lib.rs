@@ -430,6 +430,7 @@ impl Node {
             backlog,
             max_unprocessed: live.max_unprocessed.clone(),
             max_inflated: cfg.node.max_instance_mb << 20,
+            store_timeout: Duration::from_secs(cfg.node.store_timeout_secs),
         });
         let scp = radroute_receive::serve(listener, scp_rx, handler, shutdown);
         state.audit.application_started();

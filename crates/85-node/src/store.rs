@@ -11,6 +11,7 @@
 //! a node that cannot store (disk full, I/O error, low-space watermark, queue error) answers A700
 //! so the modality keeps the image and retries.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use dicom_core::{DataElement, PrimitiveValue};
@@ -70,6 +71,8 @@ pub struct SpoolingHandler {
     pub(crate) max_unprocessed: Arc<std::sync::atomic::AtomicUsize>,
     /// Largest inflated size of a Deflated data set (bytes; `[node] max_instance_mb`).
     pub(crate) max_inflated: usize,
+    /// `[node] store_timeout_secs`: past it a C-STORE still waiting for storage is refused.
+    pub(crate) store_timeout: std::time::Duration,
 }
 
 /// The spool file of an instance being received, written while its data set arrives (see the
@@ -163,23 +166,47 @@ impl StoreHandler for SpoolingHandler {
         let min_free = self
             .min_free_bytes
             .load(std::sync::atomic::Ordering::Relaxed);
-        let result = tokio::task::spawn_blocking(move || {
+        // Set when the answer went out without this store: its blocking step must not queue
+        // the instance afterwards (a hung disk answers late, if ever).
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let gave_up = abandoned.clone();
+        let task = tokio::task::spawn_blocking(move || {
             store_blocking(
                 spool.as_ref(),
                 queue.as_ref(),
                 ingest.as_deref(),
                 &handoff,
                 &audit,
-                min_free,
-                max_inflated,
+                Limits {
+                    min_free,
+                    max_inflated,
+                },
                 instance,
                 streamed,
+                &gave_up,
             )
-        })
-        .await
-        .unwrap_or_else(|e| {
-            StoreResult::failure(Status::OUT_OF_RESOURCES, format!("store task failed: {e}"))
         });
+        let result = match tokio::time::timeout(self.store_timeout, task).await {
+            Ok(joined) => joined.unwrap_or_else(|e| {
+                StoreResult::failure(Status::OUT_OF_RESOURCES, format!("store task failed: {e}"))
+            }),
+            Err(_) => {
+                abandoned.store(true, Ordering::SeqCst);
+                metrics::counter!("radroute_store_refused_total", "reason" => "storage_timeout")
+                    .increment(1);
+                warn!(
+                    timeout_s = self.store_timeout.as_secs(),
+                    "storage did not answer in time: C-STORE refused, the write goes on unacknowledged"
+                );
+                StoreResult::failure(
+                    Status::OUT_OF_RESOURCES,
+                    format!(
+                        "storage did not answer within {} s",
+                        self.store_timeout.as_secs()
+                    ),
+                )
+            }
+        };
         if result.status.is_stored() {
             self.backlog.stored();
             self.wake_processing.notify_one();
@@ -203,6 +230,26 @@ impl StoreHandler for SpoolingHandler {
     }
 }
 
+/// The store step's limits from `[node]`.
+struct Limits {
+    /// Disk watermark (bytes; 0: none).
+    min_free: u64,
+    /// Largest inflated size of a Deflated data set (bytes).
+    max_inflated: usize,
+}
+
+/// What a store step whose C-STORE was answered without it (`abandoned`) does before the
+/// instance would become visible: undoes what it wrote and reports the refusal.
+fn refuse_abandoned(spool: &dyn InstanceStore, id: Option<&InstanceId>) -> StoreResult {
+    if let Some(id) = id {
+        if let Err(e) = spool.remove(id) {
+            warn!(error = %e, id = %id, "cannot remove the file of a store refused for its timeout");
+        }
+    }
+    metrics::counter!("radroute_store_abandoned_total", "when" => "before_commit").increment(1);
+    StoreResult::failure(Status::OUT_OF_RESOURCES, "storage did not answer in time")
+}
+
 // Each argument is one of the handler's shared parts; a struct would only rename them.
 #[allow(clippy::too_many_arguments)]
 fn store_blocking(
@@ -211,10 +258,13 @@ fn store_blocking(
     ingest: Option<&dyn Ingest>,
     handoff: &Handoff,
     audit: &radroute_audit::Audit,
-    min_free: u64,
-    max_inflated: usize,
+    Limits {
+        min_free,
+        max_inflated,
+    }: Limits,
     instance: IncomingInstance,
     streamed: Option<Streamed<SpoolSink>>,
+    abandoned: &AtomicBool,
 ) -> StoreResult {
     // Where the time after the last byte goes (radroute_stage_seconds): parse and checks, the
     // durable write (its rest, with write-behind), the queue row.
@@ -330,6 +380,10 @@ fn store_blocking(
     // Single node: the spool file (fsynced), then the queue row below.
     let writing = std::time::Instant::now();
     let write_behind = put.is_some();
+    if abandoned.load(Ordering::SeqCst) {
+        // Dropping the write-behind removes its temporary file.
+        return refuse_abandoned(spool, None);
+    }
     let stored = match ingest {
         Some(ingest) => ingest
             .ingest(&id, &[&header, &data], &row)
@@ -388,6 +442,10 @@ fn store_blocking(
     // Offered before the queue commit makes the instance visible to the processing step
     // (single node; after an ingest's commit, a processing step that is quicker than the
     // offer reads the store's local copy instead).
+    if ingest.is_none() && abandoned.load(Ordering::SeqCst) {
+        // The file is durable but not queued: nothing refers to it, it goes.
+        return refuse_abandoned(spool, Some(&id));
+    }
     let queueing = std::time::Instant::now();
     let offered = handoff.offer(id.as_str(), obj.with_exact_meta(meta), held);
     if ingest.is_some() {
@@ -403,6 +461,12 @@ fn store_blocking(
         return StoreResult::failure(Status::OUT_OF_RESOURCES, format!("cannot queue: {e}"));
     }
     record::stage("store_queue", queueing.elapsed().as_secs_f64());
+    if abandoned.load(Ordering::SeqCst) {
+        // Committed while its C-STORE was being refused: it will be forwarded, and the sender
+        // may send it again (at-least-once, as a lost response).
+        metrics::counter!("radroute_store_abandoned_total", "when" => "after_commit").increment(1);
+        warn!(sop_instance_uid = %instance.sop_instance_uid, "stored after its C-STORE was refused for the storage timeout: it may reach destinations twice");
+    }
     metrics::counter!("radroute_bytes_received_total").increment(bytes);
     if let Some((peer, instance)) = audited {
         audit.instance_received(&peer, &instance);
@@ -434,3 +498,7 @@ fn file_meta(
         .map_err(|e| format!("cannot write file meta: {e}"))?;
     Ok((meta, header))
 }
+
+#[cfg(test)]
+#[path = "store_timeout_tests.rs"]
+mod store_timeout_tests;

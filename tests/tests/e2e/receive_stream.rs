@@ -146,11 +146,17 @@ fn data_set_written_while_it_arrives_is_stored_byte_for_byte() {
         "file meta + data set"
     );
     assert!(tmp_files(&r).is_empty(), "{:?}", tmp_files(&r));
-    let jobs = r.queue_list();
-    assert!(
-        jobs.iter().any(|j| j["sop_instance_uid"] == uid.as_str()),
-        "{}",
-        r.context(&format!("a queue row for {uid}: {jobs:?}"))
+    // Its job is made by the processing step, which runs after the answer: wait for it.
+    wait_for(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || {
+            r.queue_list()
+                .iter()
+                .any(|j| j["sop_instance_uid"] == uid.as_str())
+                .then_some(())
+        },
+        || r.context(&format!("a queue job for {uid}: {:?}", r.queue_list())),
     );
 }
 
