@@ -34,7 +34,7 @@ use tokio_postgres::Transaction;
 
 pub use error::BoxError;
 pub use options::{Layout, PgStoreOptions};
-pub use schema::{migrate, HISTORY_TABLE};
+pub use schema::{migrate, run_locked, LockedMigrationError, HISTORY_TABLE};
 
 use error::target;
 use scratch::Scratch;

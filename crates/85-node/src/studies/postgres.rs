@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::{Object, Pool};
 use radroute_queue::UnixMillis;
 use radroute_route::{InstanceLabel, Study};
+use radroute_store_postgres::LockedMigrationError;
 use tokio::runtime::Handle;
 
 use super::{Member, StudyState, StudyStateError, TakenStudy};
@@ -46,19 +47,18 @@ const TAKE_LIMIT: i64 = 64;
 pub async fn migrate(pool: &Pool) -> Result<(), StudyStateError> {
     const OP: &str = "migrate";
     let mut client = pool.get().await.map_err(|e| StudyStateError::new(OP, e))?;
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
-        .await
-        .map_err(|e| StudyStateError::new(OP, e))?;
-    let report = embedded::migrations::runner()
-        .set_migration_table_name(HISTORY_TABLE)
-        .run_async(&mut **client)
-        .await;
-    let unlock = client
-        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
-        .await;
-    report.map_err(|e| StudyStateError::new(OP, e.to_string()))?;
-    unlock.map_err(|e| StudyStateError::new(OP, e))?;
+    radroute_store_postgres::run_locked(
+        &mut client,
+        LOCK_KEY,
+        embedded::migrations::runner().set_migration_table_name(HISTORY_TABLE),
+    )
+    .await
+    .map_err(|e| match e {
+        LockedMigrationError::Lock(e) | LockedMigrationError::Unlock(e) => {
+            StudyStateError::new(OP, e)
+        }
+        LockedMigrationError::Migrate(e) => StudyStateError::new(OP, e.to_string()),
+    })?;
     Ok(())
 }
 
